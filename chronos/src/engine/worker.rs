@@ -1,0 +1,496 @@
+//! Workers: take due entries from the queue and run them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::{Event, Inner};
+use crate::Error;
+use crate::executor::{ExecError, JobContext, JobLogger};
+use crate::model::{Execution, ExecutionStatus, Job, JobKind, JobStatus, LogEntry, LogLevel};
+use crate::notifier::Failure;
+use crate::queue::{Lease, QueueEntry, QueueError, Reservation};
+use crate::store::{Advance, FinishExecution, StartExecution, StartOutcome};
+
+/// How long the loop backs off after the queue failed, before asking again.
+const QUEUE_ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The worker loop: reserve as many entries as there are free slots, run each in its
+/// own task, and when nothing is due wait for the queue's wake-up.
+pub(super) async fn run(inner: Arc<Inner>) {
+    let slots = Arc::new(Semaphore::new(inner.config.concurrency));
+    loop {
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            () = inner.stop.cancelled() => return,
+        };
+        if inner.stop.is_cancelled() {
+            return;
+        }
+        let want = (slots.available_permits() + 1).min(inner.config.reserve_batch.max(1));
+        match inner
+            .queue
+            .reserve(&inner.config.worker_id, want, inner.config.lease)
+            .await
+        {
+            Ok(reserved) if reserved.is_empty() => {
+                drop(first);
+                tokio::select! {
+                    waited = inner.queue.wait() => if let Err(e) = waited {
+                        backoff(&inner, &e).await;
+                    },
+                    () = inner.stop.cancelled() => return,
+                }
+            }
+            Ok(reserved) => {
+                let mut first = Some(first);
+                for reservation in reserved {
+                    // Only this loop takes permits, so the free ones counted above are there.
+                    let Some(permit) = first
+                        .take()
+                        .or_else(|| slots.clone().try_acquire_owned().ok())
+                    else {
+                        break;
+                    };
+                    let span = tracing::debug_span!("attempt", key = %reservation.entry.key, attempt = reservation.entry.attempt);
+                    inner
+                        .attempts
+                        .spawn(attempt(inner.clone(), reservation, permit).instrument(span));
+                }
+            }
+            Err(e) => {
+                drop(first);
+                backoff(&inner, &e).await;
+            }
+        }
+    }
+}
+
+async fn backoff(inner: &Inner, error: &QueueError) {
+    tracing::warn!(%error, "queue unavailable; retrying");
+    tokio::select! {
+        () = tokio::time::sleep(QUEUE_ERROR_BACKOFF) => {}
+        () = inner.stop.cancelled() => {}
+    }
+}
+
+/// Runs one reservation to its end; errors leave the lease to lapse, so the entry is
+/// delivered again.
+async fn attempt(inner: Arc<Inner>, reservation: Reservation, _slot: OwnedSemaphorePermit) {
+    if let Err(error) = Attempt::new(&inner, reservation).run().await {
+        tracing::warn!(%error, "attempt interrupted; its entry will be delivered again");
+    }
+}
+
+/// How the executor's run ended.
+enum Ran {
+    Returned(Result<Value, ExecError>),
+    TimedOut,
+    Shutdown,
+    LeaseLost,
+}
+
+struct Attempt<'a> {
+    inner: &'a Inner,
+    entry: QueueEntry,
+    lease: Lease,
+    deliveries: u32,
+    engine_log: Vec<(LogLevel, String, Value)>,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(inner: &'a Inner, r: Reservation) -> Self {
+        Self {
+            inner,
+            entry: r.entry,
+            lease: r.lease,
+            deliveries: r.deliveries,
+            engine_log: Vec::new(),
+        }
+    }
+
+    async fn run(mut self) -> Result<(), Error> {
+        let inner = self.inner;
+        let key = self.entry.key;
+        let now = inner.clock.now();
+        let claims =
+            self.entry.attempt == 0 && key.manual.is_none() && self.entry.execution_id.is_none();
+        let mut plan = None;
+        if claims {
+            let Some(job) = inner.store.get_job(key.job_id).await? else {
+                return self.drop_entry("job missing").await;
+            };
+            plan = Some(inner.crons.plan(&job, key.scheduled_for, now));
+        }
+        let start = StartExecution {
+            key,
+            attempt: self.entry.attempt,
+            execution_id: self.entry.execution_id.unwrap_or_else(Uuid::now_v7),
+            advance: plan.map(|p| Advance {
+                next_run: p.next_run,
+            }),
+            worker: inner.config.worker_id.clone(),
+            started_at: now,
+        };
+        let (job, execution) = match inner.store.start_execution(&start).await? {
+            StartOutcome::Skipped(reason) => {
+                return self.drop_entry(&format!("{reason:?}")).await;
+            }
+            StartOutcome::Started {
+                job,
+                execution,
+                abandoned,
+            } => {
+                if abandoned > 0 {
+                    tracing::warn!(
+                        abandoned,
+                        deliveries = self.deliveries,
+                        "re-delivered: the previous holder's lease lapsed"
+                    );
+                    self.note(
+                        LogLevel::Warn,
+                        "re-delivered: a previous attempt was abandoned by its worker",
+                        json!({"abandoned": abandoned, "deliveries": self.deliveries}),
+                    );
+                }
+                (job, execution)
+            }
+        };
+        if claims {
+            // Chain the job's next occurrence (idempotent: the key dedupes).
+            inner.enqueue_next(&job).await;
+        }
+        inner.emit(|| Event::Started(execution.clone()));
+        if plan.is_some_and(|p| !p.run) {
+            self.note(
+                LogLevel::Info,
+                "skipped: occurrences were missed and the job's missed_policy is skip",
+                Value::Object(Default::default()),
+            );
+            return self
+                .finish(
+                    &job,
+                    FinishExecution {
+                        error: Some("missed occurrence skipped".into()),
+                        ..self.ending(&execution, ExecutionStatus::Cancelled)
+                    },
+                )
+                .await
+                .map(drop);
+        }
+        let ran = if self.deliveries > inner.config.max_deliveries {
+            Ran::Returned(Err(ExecError::fatal(format!(
+                "gave up after {} deliveries: workers kept vanishing while running it",
+                self.deliveries - 1
+            ))))
+        } else {
+            self.execute(&job, &execution).await
+        };
+        self.conclude(&job, &execution, ran).await
+    }
+
+    fn note(&mut self, level: LogLevel, message: &str, metadata: Value) {
+        self.engine_log.push((level, message.to_owned(), metadata));
+    }
+
+    async fn drop_entry(&self, why: &str) -> Result<(), Error> {
+        tracing::debug!(why, "entry not run");
+        self.settle_ack().await
+    }
+
+    /// Runs the executor under the job's timeout, renewing the lease and flushing the
+    /// log while it runs.
+    async fn execute(&mut self, job: &Job, execution: &Execution) -> Ran {
+        let inner = self.inner;
+        let Some(executor) = inner.executors.get(&job.handler).cloned() else {
+            return Ran::Returned(Err(ExecError::fatal(format!(
+                "no executor is registered under {:?} in worker {}",
+                job.handler, inner.config.worker_id
+            ))));
+        };
+        let cancel = inner.abort.child_token();
+        let logger = JobLogger::new(execution.id, job.id, job.owner, inner.clock.clone());
+        let ctx = JobContext {
+            job: Arc::new(job.clone()),
+            execution_id: execution.id,
+            attempt: execution.attempt,
+            scheduled_for: execution.scheduled_for,
+            manual: execution.manual,
+            cancel: cancel.clone(),
+            logger: logger.clone(),
+        };
+        let started = execution.started_at.unwrap_or_else(|| inner.clock.now());
+        let deadline =
+            started + chrono::Duration::from_std(job.timeout).unwrap_or(chrono::Duration::MAX);
+        let renew_every =
+            chrono::Duration::from_std(inner.config.lease / 3).unwrap_or(chrono::Duration::MAX);
+        let mut renew_at = started + renew_every;
+        let run = executor.execute(ctx);
+        tokio::pin!(run);
+        let ran = loop {
+            let wake = inner.clock.sleep_until(deadline.min(renew_at));
+            tokio::select! {
+                // The run first: a quick executor then never arms a timer.
+                biased;
+                result = &mut run => break Ran::Returned(result),
+                () = wake => {
+                    let now = inner.clock.now();
+                    if now >= deadline {
+                        break Ran::TimedOut;
+                    }
+                    renew_at = now + renew_every;
+                    match inner.queue.extend(&self.lease, inner.config.lease).await {
+                        Ok(lease) => self.lease = lease,
+                        Err(QueueError::LeaseLost { .. }) => break Ran::LeaseLost,
+                        Err(error) => tracing::warn!(%error, "lease renewal failed; will try again"),
+                    }
+                    self.flush(logger.drain()).await;
+                }
+                () = inner.abort.cancelled() => break Ran::Shutdown,
+            }
+        };
+        cancel.cancel();
+        self.flush(logger.drain()).await;
+        ran
+    }
+
+    async fn flush(&self, entries: Vec<LogEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(error) = self.inner.store.append_logs(&entries).await {
+            tracing::warn!(%error, lost = entries.len(), "could not store log entries");
+        }
+    }
+
+    /// Records how the run ended and settles the queue entry: ack, retry later, or
+    /// release for another worker.
+    async fn conclude(mut self, job: &Job, execution: &Execution, ran: Ran) -> Result<(), Error> {
+        let inner = self.inner;
+        let attempt = execution.attempt;
+        let (status, output, error, retryable) = match ran {
+            Ran::LeaseLost => {
+                // Another worker holds the entry now and has abandoned this attempt.
+                tracing::warn!(
+                    "lease lost while running; leaving the occurrence to its new holder"
+                );
+                return Ok(());
+            }
+            Ran::Shutdown => {
+                let now = inner.clock.now();
+                let again = queued_again(execution, attempt, now);
+                self.note(
+                    LogLevel::Warn,
+                    "cancelled by shutdown; queued to run again",
+                    Value::Object(Default::default()),
+                );
+                let recorded = self
+                    .finish(
+                        job,
+                        FinishExecution {
+                            error: Some("cancelled: the worker shut down".into()),
+                            next_attempt: Some(again.clone()),
+                            ..self.ending(execution, ExecutionStatus::Cancelled)
+                        },
+                    )
+                    .await?;
+                if recorded.is_some() {
+                    inner
+                        .queue
+                        .retry(&self.lease, now, attempt, Some(again.id))
+                        .await?;
+                }
+                return Ok(());
+            }
+            Ran::TimedOut => (
+                ExecutionStatus::Timeout,
+                None,
+                Some(format!("timed out after {} s", job.timeout.as_secs_f64())),
+                true,
+            ),
+            Ran::Returned(Ok(output)) => (ExecutionStatus::Success, Some(output), None, false),
+            Ran::Returned(Err(e)) => (
+                ExecutionStatus::Failed,
+                None,
+                Some(e.to_string()),
+                e.is_retryable(),
+            ),
+        };
+        // A manual run leaves a one-time job's own occurrence alone.
+        let one_time = !execution.manual && job.kind() == JobKind::OneTime;
+        if status == ExecutionStatus::Success {
+            let job_status = one_time.then_some(JobStatus::Completed);
+            self.finish(
+                job,
+                FinishExecution {
+                    output,
+                    job_status,
+                    ..self.ending(execution, status)
+                },
+            )
+            .await?;
+            return self.settle_ack().await;
+        }
+        let now = inner.clock.now();
+        if retryable && attempt < job.max_retries {
+            let retry = attempt + 1;
+            let backoff = job.backoff_for(retry);
+            let at = now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::MAX);
+            let mut again = queued_again(execution, retry, now);
+            again.due_at = at;
+            self.note(
+                LogLevel::Warn,
+                &format!("attempt {attempt} failed; retry {retry} of {} at {}", job.max_retries, at.to_rfc3339()),
+                json!({"error": error, "retry": retry, "backoff_ms": u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX)}),
+            );
+            let again_id = again.id;
+            if self
+                .finish(
+                    job,
+                    FinishExecution {
+                        error,
+                        next_attempt: Some(again),
+                        ..self.ending(execution, status)
+                    },
+                )
+                .await?
+                .is_some()
+            {
+                inner
+                    .queue
+                    .retry(&self.lease, at, retry, Some(again_id))
+                    .await?;
+            }
+            return Ok(());
+        }
+        let reason = if retryable {
+            format!("failed for good after {} attempts", attempt + 1)
+        } else {
+            "failed for good: the error is not retryable".to_owned()
+        };
+        self.note(
+            LogLevel::Error,
+            &reason,
+            json!({"error": error, "attempts": attempt + 1}),
+        );
+        let job_status = one_time.then_some(JobStatus::Failed);
+        let Some(last) = self
+            .finish(
+                job,
+                FinishExecution {
+                    error,
+                    job_status,
+                    ..self.ending(execution, status)
+                },
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        // The store fenced this step, so only one worker gets here per occurrence.
+        let job = match inner.store.get_job(job.id).await {
+            Ok(Some(current)) => current,
+            _ => job.clone(),
+        };
+        if let Err(error) = inner
+            .notifier
+            .job_failed(&Failure {
+                job,
+                execution: last,
+            })
+            .await
+        {
+            tracing::error!(%error, "failure notification not delivered");
+        }
+        self.settle_ack().await
+    }
+
+    async fn settle_ack(&self) -> Result<(), Error> {
+        match self.inner.queue.ack(&self.lease).await {
+            Ok(()) | Err(QueueError::LeaseLost { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The end of an attempt, now, with nothing else to record yet.
+    fn ending(&self, execution: &Execution, status: ExecutionStatus) -> FinishExecution {
+        FinishExecution {
+            execution_id: execution.id,
+            status,
+            finished_at: self.inner.clock.now(),
+            output: None,
+            error: None,
+            next_attempt: None,
+            job_status: None,
+        }
+    }
+
+    /// Records the end of the attempt with the engine's own log lines.
+    async fn finish(
+        &mut self,
+        job: &Job,
+        finish: FinishExecution,
+    ) -> Result<Option<Execution>, Error> {
+        let inner = self.inner;
+        let finished_at = finish.finished_at;
+        let execution_id = finish.execution_id;
+        let recorded = inner.store.finish_execution(&finish).await?;
+        let notes = std::mem::take(&mut self.engine_log);
+        if !notes.is_empty() {
+            let entries = notes
+                .into_iter()
+                .map(|(level, message, metadata)| LogEntry {
+                    id: Uuid::now_v7(),
+                    execution_id,
+                    job_id: job.id,
+                    owner: job.owner,
+                    level,
+                    message,
+                    metadata,
+                    timestamp: finished_at,
+                })
+                .collect::<Vec<_>>();
+            self.flush(entries).await;
+        }
+        match &recorded {
+            Some(done) => inner.emit(|| Event::Finished(done.clone())),
+            None => tracing::warn!("attempt was abandoned meanwhile; its outcome is not recorded"),
+        }
+        Ok(recorded)
+    }
+}
+
+/// A queued execution for another attempt of the same occurrence, due `now`.
+fn queued_again(execution: &Execution, attempt: u32, now: DateTime<Utc>) -> Execution {
+    Execution {
+        id: Uuid::now_v7(),
+        attempt,
+        status: ExecutionStatus::Queued,
+        due_at: now,
+        started_at: None,
+        finished_at: None,
+        duration_ms: None,
+        output: None,
+        error: None,
+        worker: None,
+        created_at: now,
+        ..execution.clone()
+    }
+}
+
+impl Inner {
+    /// Sends an event if anyone listens (building it only then).
+    pub(super) fn emit(&self, event: impl FnOnce() -> Event) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(event());
+        }
+    }
+}
