@@ -44,6 +44,12 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
+/// Tokio's timers fire on millisecond ticks, up to a millisecond after the deadline.
+/// [`SystemClock`] sleeps on a timer until this close to the deadline, then yields to
+/// the runtime until it has passed, so occurrences start within microseconds of their
+/// instant for at most this much CPU per wake-up.
+const TIMER_SLACK: std::time::Duration = std::time::Duration::from_millis(1);
+
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
@@ -51,14 +57,19 @@ impl Clock for SystemClock {
 
     fn sleep_until(&self, deadline: DateTime<Utc>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            // Re-check after waking: the wall clock may have been adjusted while we slept.
+            // Re-check after each wake-up: the wall clock may have been adjusted meanwhile.
             loop {
-                let left = deadline - Utc::now();
-                let Ok(left) = left.to_std() else { return };
+                let Ok(left) = (deadline - Utc::now()).to_std() else {
+                    return;
+                };
                 if left.is_zero() {
                     return;
                 }
-                tokio::time::sleep(left).await;
+                if left > TIMER_SLACK {
+                    tokio::time::sleep(left - TIMER_SLACK).await;
+                } else {
+                    tokio::task::yield_now().await;
+                }
             }
         })
     }

@@ -61,9 +61,9 @@ pub(super) async fn run(inner: Arc<Inner>) {
                         break;
                     };
                     let span = tracing::debug_span!("attempt", key = %reservation.entry.key, attempt = reservation.entry.attempt);
-                    inner
-                        .attempts
-                        .spawn(attempt(inner.clone(), reservation, permit).instrument(span));
+                    inner.attempts.spawn(
+                        Box::pin(attempt(inner.clone(), reservation, permit)).instrument(span),
+                    );
                 }
             }
             Err(e) => {
