@@ -890,3 +890,46 @@ async fn owners_see_only_their_own_jobs() {
     assert_eq!(alice.list_jobs(&Default::default()).await.unwrap().total, 1);
     c.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_safety_sync_runs_again_every_interval() {
+    let clock = clock();
+    let queue = MemoryQueue::new(clock.clone());
+    let c = builder(&clock)
+        .queue(queue.clone())
+        .configure(|cfg| cfg.sync_interval = Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    let job = c
+        .create(JobSpec::cron("hourly", "0 * * * *"))
+        .await
+        .unwrap();
+    let key = chronos::model::OccurrenceKey::scheduled(job.id, t("2026-01-01T01:00:00Z"));
+    assert!(queue.remove(&key).await.unwrap(), "the entry is lost");
+    clock.advance(Duration::from_secs(59));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        queue.counts().await.unwrap().total(),
+        0,
+        "not repaired before the interval"
+    );
+    clock.advance(Duration::from_secs(1));
+    let repaired = tokio::time::timeout(WAIT, async {
+        while queue.counts().await.unwrap().total() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        repaired.is_ok(),
+        "the periodic sync re-queued the occurrence"
+    );
+    let mut rx = c.subscribe();
+    clock.set(t("2026-01-01T01:00:00Z"));
+    assert_eq!(
+        finished(&mut rx).await.scheduled_for,
+        t("2026-01-01T01:00:00Z")
+    );
+    c.shutdown().await.unwrap();
+}

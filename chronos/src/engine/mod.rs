@@ -233,7 +233,8 @@ impl ChronosBuilder {
         });
         if inner.config.run_sync {
             inner.sync().await?;
-            inner.roles.spawn(sync::run(inner.clone()));
+            let synced_at = inner.clock.now();
+            inner.roles.spawn(sync::run(inner.clone(), synced_at));
         }
         if inner.config.run_workers {
             inner.roles.spawn(worker::run(inner.clone()));

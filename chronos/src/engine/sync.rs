@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::Inner;
 use crate::Error;
 use crate::model::{ExecutionStatus, OccurrenceKey};
@@ -28,15 +30,17 @@ pub struct SyncReport {
     pub enqueued: u64,
 }
 
-pub(super) async fn run(inner: Arc<Inner>) {
+/// Runs the sync every [`Config::sync_interval`](super::Config::sync_interval) after `since`.
+pub(super) async fn run(inner: Arc<Inner>, since: DateTime<Utc>) {
+    let interval =
+        chrono::Duration::from_std(inner.config.sync_interval).unwrap_or(chrono::Duration::MAX);
+    let mut next = since + interval;
     loop {
-        let next = inner.clock.now()
-            + chrono::Duration::from_std(inner.config.sync_interval)
-                .unwrap_or(chrono::Duration::MAX);
         tokio::select! {
             () = inner.clock.sleep_until(next) => {}
             () = inner.stop.cancelled() => return,
         }
+        next = inner.clock.now() + interval;
         match inner.sync().await {
             Ok(report) if report.enqueued > 0 => {
                 tracing::warn!(?report, "safety sync repaired the queue");
