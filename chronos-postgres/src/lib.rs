@@ -1,1 +1,20 @@
-//! PostgreSQL store and queue for Chronos (issue 3; an empty shell until then).
+//! PostgreSQL for Chronos: [`PgStore`], the durable source of truth, and [`PgQueue`],
+//! the queue of a deployment that runs on PostgreSQL alone.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use chronos_postgres::{connect, migrate};
+//!
+//! let pool = connect("postgres://postgres@127.0.0.1:5432/chronos").await?;
+//! migrate(&pool).await?; // embedded, versioned, forward-only; safe to run concurrently
+//! # Ok(()) }
+//! ```
+//!
+//! All SQL of the project lives in this crate.
+
+mod db;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use db::{DbError, connect, connect_with, migrate};
+pub use sqlx::PgPool;

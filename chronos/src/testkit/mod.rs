@@ -176,14 +176,46 @@ pub fn entry(key: OccurrenceKey, run_at: DateTime<Utc>) -> QueueEntry {
 }
 
 /// Runs a case to completion on a new multi-threaded tokio runtime (4 workers, time
-/// and I/O enabled). The contract macros wrap every case in it.
-pub fn run<F: Future>(case: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
+/// and I/O enabled). The contract macros wrap every case in it. A case whose factory
+/// calls [`skip`] is reported as skipped (on stderr) instead of failed.
+pub fn run(case: impl Future<Output = ()>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
         .build()
-        .expect("testkit: cannot build a tokio runtime")
-        .block_on(case)
+        .expect("testkit: cannot build a tokio runtime");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(case)));
+    if let Err(payload) = outcome {
+        match payload.downcast::<Skip>() {
+            Ok(skip) => eprintln!("SKIPPED: {}", skip.0),
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+}
+
+/// The panic payload of [`skip`].
+#[derive(Debug)]
+pub struct Skip(pub String);
+
+/// The environment variable that turns a missing service into a failure: CI sets
+/// `CHRONOS_REQUIRE_SERVICES=1`.
+pub const REQUIRE_SERVICES: &str = "CHRONOS_REQUIRE_SERVICES";
+
+/// Whether missing services must fail tests ([`REQUIRE_SERVICES`] is set to `1`).
+pub fn services_required() -> bool {
+    std::env::var(REQUIRE_SERVICES).is_ok_and(|v| v == "1")
+}
+
+/// Ends a test because a service it needs (`what`) is unreachable: a failure when
+/// [`services_required`], otherwise a loud skip (inside [`run`]: reported as skipped;
+/// elsewhere the panic fails the test with the reason, so call it from [`run`] or
+/// check [`services_required`] yourself).
+pub fn skip(what: &str, error: &dyn std::fmt::Display) -> ! {
+    let reason = format!("{what} is unreachable: {error}");
+    if services_required() {
+        panic!("{reason} (and {REQUIRE_SERVICES}=1 requires it)");
+    }
+    std::panic::panic_any(Skip(reason))
 }
 
 /// Expands to a module `store_contract` with one `#[test]` per case of the

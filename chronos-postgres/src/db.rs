@@ -1,0 +1,62 @@
+//! Connecting, migrating, and turning database errors into the core's errors.
+
+use std::time::Duration;
+
+use chronos::queue::QueueError;
+use chronos::store::StoreError;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// What went wrong while connecting or migrating.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL does not parse.
+    #[error("invalid database URL: {0}")]
+    Url(#[source] sqlx::Error),
+    /// The server cannot be reached or refused the connection.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Connects a pool with the defaults: 10 connections, 5 s to acquire one, and a
+/// health check before a connection is reused, so a pool whose connections were
+/// killed (server restart, `pg_terminate_backend`) recovers by itself.
+pub async fn connect(url: &str) -> Result<PgPool, DbError> {
+    let options: PgConnectOptions = url.parse().map_err(DbError::Url)?;
+    connect_with(options, PgPoolOptions::new().max_connections(10)).await
+}
+
+/// Connects a pool with the given options (see [`connect`] for what is added).
+pub async fn connect_with(
+    options: PgConnectOptions,
+    pool: PgPoolOptions,
+) -> Result<PgPool, DbError> {
+    pool.acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(true)
+        .connect_with(options)
+        .await
+        .map_err(DbError::Connect)
+}
+
+/// Runs the embedded migrations that have not run yet. Running them twice, or from
+/// two processes at once, is harmless: the migrator takes an advisory lock and skips
+/// what is applied.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    sqlx::migrate!("./migrations")
+        .run(pool)
+        .await
+        .map_err(DbError::Migrate)
+}
+
+/// A store error with what the store was doing.
+pub(crate) fn store_err(doing: &str, e: sqlx::Error) -> StoreError {
+    StoreError::backend(format!("{doing}: {e}"), e)
+}
+
+/// A queue error with what the queue was doing.
+pub(crate) fn queue_err(doing: &str, e: sqlx::Error) -> QueueError {
+    QueueError::backend(format!("{doing}: {e}"), e)
+}
