@@ -4,6 +4,11 @@
 //! scheduled instant, a cancellation token and a [`JobLogger`]) and returns JSON
 //! output, or an [`ExecError`] that says whether another attempt may help.
 //!
+//! A [`Task`] is the typed form: its payload is deserialized into `Task::Input` (a
+//! payload that does not fit fails the attempt for good, without retries) and its
+//! output serialized from `Task::Output`; register it with
+//! [`ChronosBuilder::task`](crate::ChronosBuilder::task).
+//!
 //! Any `async` closure taking a [`JobContext`] is an executor:
 //!
 //! ```
@@ -31,6 +36,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -54,6 +61,63 @@ where
 {
     async fn execute(&self, ctx: JobContext) -> Result<Value, ExecError> {
         self(ctx).await
+    }
+}
+
+/// A typed executor: the payload arrives deserialized, the output leaves serialized.
+///
+/// ```
+/// use chronos::executor::{ExecError, JobContext, Task};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Deserialize)]
+/// struct Report { to: String }
+///
+/// #[derive(Serialize)]
+/// struct Sent { recipients: usize }
+///
+/// struct SendReport;
+///
+/// #[async_trait::async_trait]
+/// impl Task for SendReport {
+///     type Input = Report;
+///     type Output = Sent;
+///
+///     async fn run(&self, input: Report, ctx: &JobContext) -> Result<Sent, ExecError> {
+///         ctx.log().info(format!("sending to {}", input.to));
+///         Ok(Sent { recipients: 1 })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), chronos::Error> {
+/// let chronos = chronos::Chronos::builder().task("send-report", SendReport).build().await?;
+/// # chronos.shutdown().await
+/// # }
+/// ```
+#[async_trait]
+pub trait Task: Send + Sync + 'static {
+    /// What the job's payload deserializes into.
+    type Input: DeserializeOwned + Send;
+    /// What the attempt returns (stored as the execution's output).
+    type Output: Serialize + Send;
+
+    /// Runs one attempt.
+    async fn run(&self, input: Self::Input, ctx: &JobContext) -> Result<Self::Output, ExecError>;
+}
+
+/// Adapts a [`Task`] to an [`Executor`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Typed<T>(pub T);
+
+#[async_trait]
+impl<T: Task> Executor for Typed<T> {
+    async fn execute(&self, ctx: JobContext) -> Result<Value, ExecError> {
+        let input = T::Input::deserialize(ctx.payload())
+            .map_err(|e| ExecError::fatal(format!("the payload does not fit the task: {e}")))?;
+        let output = self.0.run(input, &ctx).await?;
+        serde_json::to_value(output)
+            .map_err(|e| ExecError::fatal(format!("the task's output does not serialize: {e}")))
     }
 }
 

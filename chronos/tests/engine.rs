@@ -933,3 +933,59 @@ async fn the_safety_sync_runs_again_every_interval() {
     );
     c.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn typed_tasks_get_their_payload_deserialized() {
+    use chronos::executor::Task;
+
+    #[derive(serde::Deserialize)]
+    struct Add {
+        a: i64,
+        b: i64,
+    }
+
+    struct Adder;
+
+    #[async_trait]
+    impl Task for Adder {
+        type Input = Add;
+        type Output = i64;
+
+        async fn run(&self, input: Add, _ctx: &JobContext) -> Result<i64, ExecError> {
+            Ok(input.a + input.b)
+        }
+    }
+
+    let clock = clock();
+    let c = builder(&clock).task("add", Adder).build().await.unwrap();
+    let mut rx = c.subscribe();
+    c.create(
+        JobSpec::immediate("sum")
+            .handler("add")
+            .payload(json!({"a": 2, "b": 40})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(finished(&mut rx).await.output, Some(json!(42)));
+    // A payload that does not fit fails for good at once: no retries.
+    let bad = c
+        .create(
+            JobSpec::immediate("bad sum")
+                .handler("add")
+                .payload(json!({"a": "two"})),
+        )
+        .await
+        .unwrap();
+    let e = finished(&mut rx).await;
+    assert_eq!(
+        (e.job_id, e.status, e.attempt),
+        (bad.id, ExecutionStatus::Failed, 0)
+    );
+    assert!(
+        e.error
+            .unwrap()
+            .starts_with("the payload does not fit the task: invalid type")
+    );
+    assert_eq!(c.job(bad.id).await.unwrap().status, JobStatus::Failed);
+    c.shutdown().await.unwrap();
+}

@@ -171,6 +171,11 @@ impl ChronosBuilder {
         self
     }
 
+    /// Registers a typed [`Task`](crate::executor::Task) under a handler name.
+    pub fn task(self, name: impl Into<String>, task: impl crate::executor::Task) -> Self {
+        self.executor(name, crate::executor::Typed(task))
+    }
+
     /// Most attempts running at once in this process.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.config.concurrency = n.max(1);
