@@ -13,8 +13,18 @@
 //! All SQL of the project lives in this crate.
 
 mod db;
+mod store;
+pub use store::PgStore;
+mod maintenance;
+mod queue;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use db::{DbError, connect, connect_with, migrate};
+pub use maintenance::{
+    CreatedPartition, MAINTENANCE_APPLICATION_NAME, MAINTENANCE_LOCK_KEY, Maintenance,
+    MaintenanceConfig, MaintenanceError, MaintenanceHandle, MaintenanceReport,
+    PARTITION_DDL_LOCK_KEY, PartitionReport, drop_expired_partitions, ensure_partitions,
+};
+pub use queue::PgQueue;
 pub use sqlx::PgPool;

@@ -84,8 +84,8 @@ async fn backoff(inner: &Inner, error: &QueueError) {
 
 /// Runs one reservation to its end; errors leave the lease to lapse, so the entry is
 /// delivered again.
-async fn attempt(inner: Arc<Inner>, reservation: Reservation, _slot: OwnedSemaphorePermit) {
-    if let Err(error) = Attempt::new(&inner, reservation).run().await {
+async fn attempt(inner: Arc<Inner>, reservation: Reservation, slot: OwnedSemaphorePermit) {
+    if let Err(error) = Attempt::new(&inner, reservation, slot).run().await {
         tracing::warn!(%error, "attempt interrupted; its entry will be delivered again");
     }
 }
@@ -100,6 +100,9 @@ enum Ran {
 
 struct Attempt<'a> {
     inner: &'a Inner,
+    /// The concurrency slot: held while the executor runs, given back before the
+    /// outcome is recorded, so slow bookkeeping (a remote commit) does not idle a slot.
+    slot: Option<OwnedSemaphorePermit>,
     entry: QueueEntry,
     lease: Lease,
     deliveries: u32,
@@ -107,9 +110,10 @@ struct Attempt<'a> {
 }
 
 impl<'a> Attempt<'a> {
-    fn new(inner: &'a Inner, r: Reservation) -> Self {
+    fn new(inner: &'a Inner, r: Reservation, slot: OwnedSemaphorePermit) -> Self {
         Self {
             inner,
+            slot: Some(slot),
             entry: r.entry,
             lease: r.lease,
             deliveries: r.deliveries,
@@ -194,6 +198,7 @@ impl<'a> Attempt<'a> {
         } else {
             self.execute(&job, &execution).await
         };
+        drop(self.slot.take());
         self.conclude(&job, &execution, ran).await
     }
 
