@@ -408,6 +408,29 @@ fn page_total(row: Option<&PgRow>) -> Result<u64, StoreError> {
     u64::try_from(total).map_err(|_| bad_data(format!("a negative count {total}")))
 }
 
+/// A page from the rows of a paged query: every row carries the total, and a page past
+/// the end is one row with the total and a null id.
+fn page_of<T>(
+    rows: &[PgRow],
+    page: u32,
+    limit: u32,
+    item: impl Fn(&PgRow) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let total = page_total(rows.first())?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        if col::<Option<Uuid>>(row, "id")?.is_some() {
+            items.push(item(row)?);
+        }
+    }
+    Ok(Page {
+        items,
+        total,
+        page,
+        limit,
+    })
+}
+
 /// Rolls back, reporting a failure as a store error.
 async fn rollback(tx: Transaction<'_, Postgres>, doing: &str) -> Result<(), StoreError> {
     tx.rollback().await.map_err(|e| store_err(doing, e))
@@ -474,19 +497,7 @@ impl JobStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| store_err("listing jobs", e))?;
-        let total = page_total(rows.first())?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if col::<Option<Uuid>>(row, "id")?.is_some() {
-                items.push(rows::job(row)?);
-            }
-        }
-        Ok(Page {
-            items,
-            total,
-            page,
-            limit,
-        })
+        page_of(&rows, page, limit, rows::job)
     }
 
     async fn upcoming_jobs(
@@ -791,19 +802,7 @@ impl JobStore for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| store_err(&format!("listing executions of job {job_id}"), e))?;
-        let total = page_total(rows.first())?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if col::<Option<Uuid>>(row, "id")?.is_some() {
-                items.push(rows::execution(row)?);
-            }
-        }
-        Ok(Page {
-            items,
-            total,
-            page,
-            limit,
-        })
+        page_of(&rows, page, limit, rows::execution)
     }
 
     async fn pending_executions(
