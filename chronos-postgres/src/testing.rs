@@ -104,10 +104,12 @@ impl Drop for TestDb {
         if self.dropped.load(Ordering::SeqCst) {
             return;
         }
-        // Drop runs inside or outside a runtime: do the async cleanup on a thread of its own.
+        // Drop runs inside or outside a runtime: do the async cleanup on a thread of its
+        // own. The pool's connections belong to the test's runtime, which this thread may
+        // be blocking (a current-thread runtime): leave them be; `WITH (FORCE)` ends them
+        // on the server side.
         let admin = self.admin.clone();
         let name = self.name.clone();
-        let pool = self.pool.clone();
         let cleanup = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -116,7 +118,6 @@ impl Drop for TestDb {
                 return;
             };
             rt.block_on(async move {
-                pool.close().await;
                 if let Ok(mut conn) = sqlx::PgConnection::connect_with(&admin).await {
                     let _ = sqlx::query(AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
