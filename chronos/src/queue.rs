@@ -151,3 +151,30 @@ pub trait Queue: Send + Sync + 'static {
     /// Counts entries by state.
     async fn counts(&self) -> Result<QueueCounts, QueueError>;
 }
+
+/// The wake-up logic of [`Queue::wait`], shared by every backend: register with
+/// `wake` first (so a change signalled after the look is not missed), then look up
+/// the earliest instant anything becomes deliverable (`earliest`: the first `run_at`
+/// of a waiting entry or lease expiry, `None` when the queue is empty), and resolve at
+/// once if it has come, else at that instant on `clock` or when `wake` is notified,
+/// whichever is first. Cancel-safe.
+pub async fn wait_until_due(
+    wake: &tokio::sync::Notify,
+    clock: &dyn crate::clock::Clock,
+    earliest: impl std::future::Future<Output = Result<Option<DateTime<Utc>>, QueueError>>,
+) -> Result<(), QueueError> {
+    let mut woken = std::pin::pin!(wake.notified());
+    woken.as_mut().enable();
+    match earliest.await? {
+        Some(deadline) if deadline <= clock.now() => {}
+        Some(deadline) => {
+            let sleep = clock.sleep_until(deadline);
+            tokio::select! {
+                () = woken => {}
+                () = sleep => {}
+            }
+        }
+        None => woken.await,
+    }
+    Ok(())
+}

@@ -34,7 +34,6 @@
 //! re-subscribes after a disconnect, waking every waiter then). No polling.
 
 use std::fmt;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +41,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chronos::clock::Clock;
 use chronos::model::OccurrenceKey;
-use chronos::queue::{Lease, Queue, QueueCounts, QueueEntry, QueueError, Reservation};
+use chronos::queue::{
+    Lease, Queue, QueueCounts, QueueEntry, QueueError, Reservation, wait_until_due,
+};
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -548,22 +549,7 @@ impl Queue for RedisQueue {
     }
 
     async fn wait(&self) -> Result<(), QueueError> {
-        // Register for a wake-up before looking, so that a change made after the look
-        // is not missed: its notification finds this waiter registered.
-        let mut woken = pin!(self.inner.wake.notified());
-        woken.as_mut().enable();
-        match self.earliest().await? {
-            Some(deadline) if deadline <= self.now() => {}
-            Some(deadline) => {
-                let sleep = self.inner.clock.sleep_until(deadline);
-                tokio::select! {
-                    () = woken => {}
-                    () = sleep => {}
-                }
-            }
-            None => woken.await,
-        }
-        Ok(())
+        wait_until_due(&self.inner.wake, &*self.inner.clock, self.earliest()).await
     }
 
     async fn extend(&self, lease: &Lease, by: Duration) -> Result<Lease, QueueError> {

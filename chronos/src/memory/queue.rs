@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -13,7 +12,9 @@ use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
 use crate::model::OccurrenceKey;
-use crate::queue::{Lease, Queue, QueueCounts, QueueEntry, QueueError, Reservation};
+use crate::queue::{
+    Lease, Queue, QueueCounts, QueueEntry, QueueError, Reservation, wait_until_due,
+};
 
 /// A [`Queue`] in memory: one mutex over a map of entries and two ordered sets
 /// (waiting entries by `run_at`, leases by expiry), so that enqueue, reserve and
@@ -250,31 +251,16 @@ impl Queue for MemoryQueue {
     }
 
     async fn wait(&self) -> Result<(), QueueError> {
-        // Register for a wake-up before looking, so that an enqueue between the look
-        // and the sleep is not missed.
-        let mut changed = pin!(self.inner.changed.notified());
-        changed.as_mut().enable();
-        let deadline = {
+        let earliest = async {
             let st = self.lock();
             let due = st.waiting.first().map(|(t, _)| *t);
             let lapse = st.leases.first().map(|(t, _)| *t);
-            match (due, lapse) {
+            Ok(match (due, lapse) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
-            }
+            })
         };
-        match deadline {
-            Some(deadline) if deadline <= self.now() => {}
-            Some(deadline) => {
-                let sleep = self.inner.clock.sleep_until(deadline);
-                tokio::select! {
-                    () = changed => {}
-                    () = sleep => {}
-                }
-            }
-            None => changed.await,
-        }
-        Ok(())
+        wait_until_due(&self.inner.changed, &*self.inner.clock, earliest).await
     }
 
     async fn extend(&self, lease: &Lease, by: Duration) -> Result<Lease, QueueError> {
