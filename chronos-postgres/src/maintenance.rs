@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use chronos::clock::Clock;
+use chronos::clock::{Clock, after};
 use sqlx::postgres::PgConnection;
 // Every statement built with `format!` below names only relations generated here (from
 // the fixed table names and a month) and timestamps formatted from integers; nothing
@@ -695,13 +695,6 @@ struct Task {
 enum TermEnd {
     Cancelled,
     ConnectionLost,
-}
-
-fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl Task {

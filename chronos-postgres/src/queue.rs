@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use chronos::clock::Clock;
+use chronos::clock::{Clock, after};
 use chronos::model::OccurrenceKey;
 use chronos::queue::{
     Lease, Queue, QueueCounts, QueueEntry, QueueError, Reservation, wait_until_due,
@@ -257,15 +257,6 @@ fn key_from_columns(job_id: Uuid, scheduled_for: DateTime<Utc>, manual: Uuid) ->
     }
 }
 
-/// `now + by`, saturating at a far instant PostgreSQL can store.
-fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
-    let far = DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or(now); // 9999-12-31T23:59:59Z
-    chrono::Duration::from_std(by)
-        .ok()
-        .and_then(|by| now.checked_add_signed(by))
-        .map_or(far, |t| t.min(far))
-}
-
 fn token_column(lease: &Lease) -> Result<i64, QueueError> {
     // Tokens come from a bigint sequence, so a token beyond i64 was never handed out.
     i64::try_from(lease.token).map_err(|_| QueueError::LeaseLost { key: lease.key })
@@ -428,7 +419,7 @@ impl Queue for PgQueue {
             return Ok(Vec::new());
         }
         let now = self.now();
-        let expires_at = later(now, lease);
+        let expires_at = after(now, lease);
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         // Both candidate sets are locked with SKIP LOCKED, the `max` earliest of them
         // leased by `ctid` (stable while this statement holds the row locks). A row
@@ -506,7 +497,7 @@ impl Queue for PgQueue {
     }
 
     async fn extend(&self, lease: &Lease, by: Duration) -> Result<Lease, QueueError> {
-        let expires_at = later(self.now(), by);
+        let expires_at = after(self.now(), by);
         let token = token_column(lease)?;
         let stored: Option<DateTime<Utc>> = sqlx::query_scalar(
             "UPDATE queue_entries SET leased_until = $5

@@ -27,6 +27,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+/// `at + by`, saturating at the latest representable instant instead of overflowing.
+pub fn after(at: DateTime<Utc>, by: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|by| at.checked_add_signed(by))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at - by`, saturating at the earliest representable instant instead of overflowing.
+pub fn before(at: DateTime<Utc>, by: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|by| at.checked_sub_signed(by))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// A boxed future, as the [`Clock`] trait returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -104,9 +120,8 @@ impl ManualClock {
 
     /// Moves time forward by `by` and wakes every sleeper whose deadline has passed.
     pub fn advance(&self, by: std::time::Duration) {
-        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
         let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += by;
+        *now = after(*now, by);
         self.tick.send_replace(*now);
     }
 
@@ -158,6 +173,24 @@ mod tests {
         let mut rest = vec![rx.recv().await.unwrap(), rx.recv().await.unwrap()];
         rest.sort();
         assert_eq!(rest, [20, 30]);
+    }
+
+    #[test]
+    fn after_and_before_saturate_instead_of_overflowing() {
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            after(t, Duration::from_secs(90)),
+            "2026-01-01T00:01:30Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            before(t, Duration::from_secs(90)),
+            "2025-12-31T23:58:30Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(after(t, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(before(t, Duration::MAX), DateTime::<Utc>::MIN_UTC);
+        let clock = ManualClock::new(t);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), DateTime::<Utc>::MAX_UTC);
     }
 
     #[tokio::test]

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use chronos::clock::Clock;
+use chronos::clock::{Clock, after};
 use chronos::model::OccurrenceKey;
 use chronos::queue::{
     Lease, Queue, QueueCounts, QueueEntry, QueueError, Reservation, wait_until_due,
@@ -212,13 +212,6 @@ fn from_micros(us: i64) -> DateTime<Utc> {
     } else {
         DateTime::<Utc>::MAX_UTC
     })
-}
-
-fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(by)
-        .ok()
-        .and_then(|by| now.checked_add_signed(by))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// The member id of `key`: job id, `scheduled_for` in µs (big-endian with the sign
@@ -428,7 +421,7 @@ impl RedisQueue {
         lease: Duration,
     ) -> Result<Vec<Reservation>, QueueError> {
         let now = self.now();
-        let expires_at = later(now, lease);
+        let expires_at = after(now, lease);
         let k = &self.inner.keys;
         let reply: Value = self
             .inner
@@ -553,7 +546,7 @@ impl Queue for RedisQueue {
     }
 
     async fn extend(&self, lease: &Lease, by: Duration) -> Result<Lease, QueueError> {
-        let expires_at = later(self.now(), by);
+        let expires_at = after(self.now(), by);
         let k = &self.inner.keys;
         let held: i64 = self
             .inner

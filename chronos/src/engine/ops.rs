@@ -436,7 +436,7 @@ impl Owned {
     /// The owner's active jobs due within `within` from now, soonest first.
     pub async fn upcoming_jobs(&self, within: Duration, limit: usize) -> Result<Vec<Job>, Error> {
         let now = self.inner().clock.now();
-        let to = now + chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
+        let to = crate::clock::after(now, within);
         Ok(self
             .inner()
             .store

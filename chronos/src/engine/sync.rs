@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::Inner;
 use crate::Error;
+use crate::clock::{after, before};
 use crate::model::{ExecutionStatus, OccurrenceKey};
 use crate::queue::QueueEntry;
 
@@ -32,15 +33,14 @@ pub struct SyncReport {
 
 /// Runs the sync every [`Config::sync_interval`](super::Config::sync_interval) after `since`.
 pub(super) async fn run(inner: Arc<Inner>, since: DateTime<Utc>) {
-    let interval =
-        chrono::Duration::from_std(inner.config.sync_interval).unwrap_or(chrono::Duration::MAX);
-    let mut next = since + interval;
+    let interval = inner.config.sync_interval;
+    let mut next = after(since, interval);
     loop {
         tokio::select! {
             () = inner.clock.sleep_until(next) => {}
             () = inner.stop.cancelled() => return,
         }
-        next = inner.clock.now() + interval;
+        next = after(inner.clock.now(), interval);
         match inner.sync().await {
             Ok(report) if report.enqueued > 0 => {
                 tracing::warn!(?report, "safety sync repaired the queue");
@@ -71,8 +71,7 @@ impl Inner {
                 .collect();
             report.enqueued += self.queue.enqueue(&entries).await? as u64;
         }
-        let stale = self.clock.now()
-            - chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::MAX);
+        let stale = before(self.clock.now(), self.config.lease);
         let mut after = None;
         loop {
             let page = self.store.pending_executions(after, PAGE, stale).await?;

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{Event, Inner};
 use crate::Error;
+use crate::clock::after;
 use crate::executor::{ExecError, JobContext, JobLogger};
 use crate::model::{Execution, ExecutionStatus, Job, JobKind, JobStatus, LogEntry, LogLevel};
 use crate::notifier::Failure;
@@ -233,11 +234,9 @@ impl<'a> Attempt<'a> {
             logger: logger.clone(),
         };
         let started = execution.started_at.unwrap_or_else(|| inner.clock.now());
-        let deadline =
-            started + chrono::Duration::from_std(job.timeout).unwrap_or(chrono::Duration::MAX);
-        let renew_every =
-            chrono::Duration::from_std(inner.config.lease / 3).unwrap_or(chrono::Duration::MAX);
-        let mut renew_at = started + renew_every;
+        let deadline = after(started, job.timeout);
+        let renew_every = inner.config.lease / 3;
+        let mut renew_at = after(started, renew_every);
         let run = executor.execute(ctx);
         tokio::pin!(run);
         let ran = loop {
@@ -251,7 +250,7 @@ impl<'a> Attempt<'a> {
                     if now >= deadline {
                         break Ran::TimedOut;
                     }
-                    renew_at = now + renew_every;
+                    renew_at = after(now, renew_every);
                     match inner.queue.extend(&self.lease, inner.config.lease).await {
                         Ok(lease) => self.lease = lease,
                         Err(QueueError::LeaseLost { .. }) => break Ran::LeaseLost,
@@ -348,7 +347,7 @@ impl<'a> Attempt<'a> {
         if retryable && attempt < job.max_retries {
             let retry = attempt + 1;
             let backoff = job.backoff_for(retry);
-            let at = now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::MAX);
+            let at = after(now, backoff);
             let mut again = queued_again(execution, retry, now);
             again.due_at = at;
             self.note(

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, after};
 use crate::model::OccurrenceKey;
 use crate::queue::{
     Lease, Queue, QueueCounts, QueueEntry, QueueError, Reservation, wait_until_due,
@@ -124,13 +124,6 @@ impl State {
     }
 }
 
-fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(by)
-        .ok()
-        .and_then(|by| now.checked_add_signed(by))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
 impl MemoryQueue {
     /// An empty queue that tells time by `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
@@ -213,7 +206,7 @@ impl Queue for MemoryQueue {
             return Ok(Vec::new());
         }
         let now = self.now();
-        let expires_at = later(now, lease);
+        let expires_at = after(now, lease);
         let mut guard = self.lock();
         let st = &mut *guard;
         st.release_lapsed(now);
@@ -264,7 +257,7 @@ impl Queue for MemoryQueue {
     }
 
     async fn extend(&self, lease: &Lease, by: Duration) -> Result<Lease, QueueError> {
-        let expires_at = later(self.now(), by);
+        let expires_at = after(self.now(), by);
         let mut guard = self.lock();
         let st = &mut *guard;
         let slot = st.held(lease)?;
