@@ -33,6 +33,9 @@ pub enum Error {
     /// An executor is already registered under this name.
     #[error("an executor is already registered under {0:?}")]
     DuplicateExecutor(String),
+    /// A notifier is already registered under this channel name.
+    #[error("a notifier is already registered for the channel {0:?}")]
+    DuplicateNotifier(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

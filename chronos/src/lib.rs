@@ -56,7 +56,7 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use engine::{Chronos, ChronosBuilder, Config, Event, Owned, SyncReport};
+pub use engine::{Chronos, ChronosBuilder, Config, Event, NotifyPolicy, Owned, SyncReport};
 pub use error::Error;
 pub use executor::{ExecError, Executor, JobContext};
 pub use model::{Job, JobSpec, JobStatus};

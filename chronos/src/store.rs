@@ -13,6 +13,9 @@
 //!   occurrence run once, unless a crash forces a re-delivery, which the history shows.
 //! - Nothing here waits on the queue: the queue can be rebuilt from the store alone
 //!   (see [`JobStore::scheduled_jobs`] and [`JobStore::pending_executions`]).
+//! - Failure notifications are an outbox: recorded by [`JobStore::finish_execution`]
+//!   with the final failure, claimed with a lease ([`JobStore::claim_notifications`])
+//!   and settled with a fence ([`JobStore::settle_notification`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -20,7 +23,7 @@ use uuid::Uuid;
 
 use crate::model::{
     Execution, ExecutionQuery, ExecutionStatus, Job, JobQuery, JobStats, JobStatus, LogEntry,
-    OccurrenceKey, Page,
+    Notification, NotificationStatus, OccurrenceKey, Page,
 };
 
 /// What went wrong in a store.
@@ -156,6 +159,92 @@ pub struct FinishExecution {
     /// The job's new status (a one-time job that completed or failed for good);
     /// not applied to a deleted job.
     pub job_status: Option<JobStatus>,
+    /// Failure notifications owed (the occurrence failed for good), recorded pending
+    /// and due at `finished_at`, unless the occurrence already has one on that channel.
+    pub notifications: Vec<NewNotification>,
+}
+
+/// A failure notification to record with [`FinishExecution`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification {
+    /// Its id.
+    pub id: Uuid,
+    /// The channel that will send it.
+    pub channel: String,
+}
+
+/// A notification a dispatcher has claimed (see [`JobStore::claim_notifications`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedNotification {
+    /// The notification after the claim (`attempts` counts this one).
+    pub notification: Notification,
+    /// Its job, whatever its status now (deleted jobs included).
+    pub job: Job,
+    /// The failed execution.
+    pub execution: Execution,
+}
+
+/// How a delivery attempt ended (see [`JobStore::settle_notification`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotificationOutcome {
+    /// Sent: the notification is done.
+    Sent,
+    /// The channel chose not to send it: done.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// Failed, to be tried again at `at`.
+    Retry {
+        /// When the next attempt is due.
+        at: DateTime<Utc>,
+        /// Why this one failed.
+        error: String,
+    },
+    /// Failed for good.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Ask the store to record a delivery attempt's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettleNotification {
+    /// The notification.
+    pub id: Uuid,
+    /// The attempt settled: [`Notification::attempts`] as claimed (the fence).
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: NotificationOutcome,
+    /// Now.
+    pub at: DateTime<Utc>,
+    /// The line for the failed execution's log, written in the same step.
+    pub log: LogEntry,
+}
+
+impl SettleNotification {
+    /// Applies the outcome to the claimed notification, as the store records it.
+    pub fn apply(&self, n: &mut Notification) {
+        match &self.outcome {
+            NotificationOutcome::Sent => n.status = NotificationStatus::Sent,
+            NotificationOutcome::Skipped { reason } => {
+                n.status = NotificationStatus::Skipped;
+                n.last_error = Some(reason.clone());
+            }
+            NotificationOutcome::Failed { error } => {
+                n.status = NotificationStatus::Failed;
+                n.last_error = Some(error.clone());
+            }
+            NotificationOutcome::Retry { at, error } => {
+                n.due_at = *at;
+                n.last_error = Some(error.clone());
+            }
+        }
+        if n.status != NotificationStatus::Pending {
+            n.finished_at = Some(self.at);
+        }
+    }
 }
 
 /// The source of truth. See the [module docs](self) for the contract; the
@@ -219,7 +308,9 @@ pub trait JobStore: Send + Sync + 'static {
     async fn start_execution(&self, start: &StartExecution) -> Result<StartOutcome, StoreError>;
 
     /// Ends a running attempt, atomically: sets its status, `finished_at`, `duration_ms`,
-    /// output and error, inserts `next_attempt` and applies `job_status`. Does nothing and
+    /// output and error, inserts `next_attempt`, applies `job_status` and records the
+    /// `notifications` (skipping a channel on which the occurrence, identified by job,
+    /// `scheduled_for` and manual run, already has one). Does nothing and
     /// returns `None` if the execution is not running (another worker abandoned it: the
     /// fence against a worker that lost its lease). Returns the finished execution.
     async fn finish_execution(
@@ -257,4 +348,33 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// The log of the owner's execution, oldest first (by timestamp, then id).
     async fn logs(&self, owner: Uuid, execution_id: Uuid) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Claims up to `limit` pending notifications of these channels that are due
+    /// (`due_at <= now`), earliest due first, atomically: each gets `attempts + 1` and
+    /// `due_at = lease_until`, so no other dispatcher takes it before that. Returns them
+    /// with their job and failed execution.
+    async fn claim_notifications(
+        &self,
+        channels: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ClaimedNotification>, StoreError>;
+
+    /// Records the outcome of a claimed delivery attempt and appends `settle.log`, in
+    /// one step, if the notification is still pending with `attempts == settle.attempt`;
+    /// otherwise (its claim lapsed and another dispatcher took it) changes nothing and
+    /// returns `false`. `Sent`, `Skipped` and `Failed` set the status and `finished_at`;
+    /// `Retry` keeps it pending with `due_at = at`; all but `Sent` set `last_error`.
+    async fn settle_notification(&self, settle: &SettleNotification) -> Result<bool, StoreError>;
+
+    /// When the earliest pending notification of these channels is due (or its claim lapses).
+    async fn next_notification_due(
+        &self,
+        channels: &[String],
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// The notifications recorded for an execution, by channel (the engine's read,
+    /// unscoped; for tests and operators).
+    async fn notifications(&self, execution_id: Uuid) -> Result<Vec<Notification>, StoreError>;
 }

@@ -7,7 +7,10 @@
 //!   them with bounded concurrency, per-attempt timeouts, lease renewal and retries;
 //! - the **safety sync** ([`ChronosBuilder::sync`]): at start and every
 //!   [`Config::sync_interval`], make the queue hold an entry for everything the store
-//!   says is owed.
+//!   says is owed;
+//! - the **notification dispatcher** (with the workers, when a
+//!   [notifier](ChronosBuilder::notifier) is registered): deliver failure
+//!   notifications from the store's outbox (see [`crate::notifier`]).
 //!
 //! # How an occurrence flows
 //! The store is the source of truth: a job's `next_run` is the occurrence it is owed,
@@ -18,6 +21,7 @@
 //! the queue: it never lives in a sleeping task. Whatever crashes in between, the
 //! store says what is owed and the sync puts it back into the queue.
 
+mod notify;
 mod ops;
 mod schedule;
 mod sync;
@@ -37,12 +41,13 @@ use crate::Error;
 use crate::clock::{Clock, SystemClock};
 use crate::executor::{Echo, Executor};
 use crate::memory::{MemoryQueue, MemoryStore};
-use crate::model::Execution;
 use crate::model::spec::DEFAULT_HANDLER;
-use crate::notifier::{Notifier, TracingNotifier};
+use crate::model::{Execution, Notification};
+use crate::notifier::Notifier;
 use crate::queue::Queue;
 use crate::store::JobStore;
 
+pub use notify::NotifyPolicy;
 pub use ops::Owned;
 pub use sync::SyncReport;
 
@@ -71,6 +76,8 @@ pub struct Config {
     pub run_workers: bool,
     /// Whether this process runs the safety sync (default true).
     pub run_sync: bool,
+    /// How failure notifications are delivered.
+    pub notify: NotifyPolicy,
 }
 
 impl Default for Config {
@@ -85,6 +92,7 @@ impl Default for Config {
             worker_id: default_worker_id(),
             run_workers: true,
             run_sync: true,
+            notify: NotifyPolicy::default(),
         }
     }
 }
@@ -102,14 +110,18 @@ pub enum Event {
     Started(Execution),
     /// An attempt ended (any final status).
     Finished(Execution),
+    /// A failure notification's delivery attempt was recorded by this process's
+    /// dispatcher (pending again with a later `due_at` if it will be retried).
+    Notification(Notification),
 }
 
 /// Builds a [`Chronos`]. Every part has an embedded default: the in-memory store and
-/// queue, the system clock, a notifier that logs, and the built-in `echo` executor.
+/// queue, the system clock, no notifier (final failures are logged), and the built-in
+/// `echo` executor.
 pub struct ChronosBuilder {
     store: Option<Arc<dyn JobStore>>,
     queue: Option<Arc<dyn Queue>>,
-    notifier: Arc<dyn Notifier>,
+    notifiers: Vec<Arc<dyn Notifier>>,
     clock: Arc<dyn Clock>,
     executors: Vec<(String, Arc<dyn Executor>)>,
     config: Config,
@@ -121,6 +133,14 @@ impl fmt::Debug for ChronosBuilder {
             .field(
                 "executors",
                 &self.executors.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field(
+                "notifiers",
+                &self
+                    .notifiers
+                    .iter()
+                    .map(|n| n.channel())
+                    .collect::<Vec<_>>(),
             )
             .field("config", &self.config)
             .finish_non_exhaustive()
@@ -152,9 +172,15 @@ impl ChronosBuilder {
         self
     }
 
-    /// Uses this notifier for final failures.
-    pub fn notifier(mut self, notifier: impl Notifier) -> Self {
-        self.notifier = Arc::new(notifier);
+    /// Adds a channel for final failures (see [`crate::notifier`]). Each channel name
+    /// may be registered once; a second one fails the build.
+    pub fn notifier(self, notifier: impl Notifier) -> Self {
+        self.notifier_arc(Arc::new(notifier))
+    }
+
+    /// Adds a shared channel for final failures.
+    pub fn notifier_arc(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifiers.push(notifier);
         self
     }
 
@@ -216,6 +242,15 @@ impl ChronosBuilder {
                 return Err(Error::DuplicateExecutor(name));
             }
         }
+        let mut notifiers: HashMap<String, Arc<dyn Notifier>> = HashMap::new();
+        for notifier in self.notifiers {
+            let channel = notifier.channel().to_owned();
+            if notifiers.insert(channel.clone(), notifier).is_some() {
+                return Err(Error::DuplicateNotifier(channel));
+            }
+        }
+        let mut channels: Vec<String> = notifiers.keys().cloned().collect();
+        channels.sort();
         let clock = self.clock;
         let queue = self
             .queue
@@ -225,7 +260,9 @@ impl ChronosBuilder {
         let inner = Arc::new(Inner {
             store,
             queue,
-            notifier: self.notifier,
+            notifiers,
+            channels,
+            notify_wake: tokio::sync::Notify::new(),
             clock,
             executors,
             config: self.config,
@@ -243,6 +280,11 @@ impl ChronosBuilder {
         }
         if inner.config.run_workers {
             inner.roles.spawn(worker::run(inner.clone()));
+            if inner.channels.is_empty() {
+                tracing::info!("no failure notifier is registered: final failures are only logged");
+            } else {
+                inner.roles.spawn(notify::run(inner.clone()));
+            }
         }
         Ok(Chronos { inner })
     }
@@ -269,7 +311,12 @@ impl fmt::Debug for Chronos {
 pub(crate) struct Inner {
     store: Arc<dyn JobStore>,
     queue: Arc<dyn Queue>,
-    notifier: Arc<dyn Notifier>,
+    /// Failure channels by name.
+    notifiers: HashMap<String, Arc<dyn Notifier>>,
+    /// Their names, sorted.
+    channels: Vec<String>,
+    /// Wakes the notification dispatcher (a failure was recorded here).
+    notify_wake: tokio::sync::Notify,
     clock: Arc<dyn Clock>,
     executors: HashMap<String, Arc<dyn Executor>>,
     config: Config,
@@ -291,7 +338,7 @@ impl Chronos {
         ChronosBuilder {
             store: None,
             queue: None,
-            notifier: Arc::new(TracingNotifier),
+            notifiers: Vec::new(),
             clock: Arc::new(SystemClock),
             executors: Vec::new(),
             config: Config::default(),

@@ -14,9 +14,8 @@ use crate::Error;
 use crate::clock::after;
 use crate::executor::{ExecError, JobContext, JobLogger};
 use crate::model::{Execution, ExecutionStatus, Job, JobKind, JobStatus, LogEntry, LogLevel};
-use crate::notifier::Failure;
 use crate::queue::{Lease, QueueEntry, QueueError, Reservation};
-use crate::store::{Advance, FinishExecution, StartExecution, StartOutcome};
+use crate::store::{Advance, FinishExecution, NewNotification, StartExecution, StartOutcome};
 
 /// How long the loop backs off after the queue failed, before asking again.
 const QUEUE_ERROR_BACKOFF: Duration = Duration::from_secs(1);
@@ -385,34 +384,46 @@ impl<'a> Attempt<'a> {
             &reason,
             json!({"error": error, "attempts": attempt + 1}),
         );
+        tracing::warn!(
+            job_id = %job.id,
+            job_name = %job.name,
+            execution_id = %execution.id,
+            attempts = attempt + 1,
+            error = error.as_deref().unwrap_or(""),
+            "job failed for good"
+        );
+        if inner.channels.is_empty() {
+            self.note(
+                LogLevel::Warn,
+                "Failure notification not sent: no notifier is configured",
+                Value::Object(Default::default()),
+            );
+        }
+        let notifications = inner
+            .channels
+            .iter()
+            .map(|channel| NewNotification {
+                id: Uuid::now_v7(),
+                channel: channel.clone(),
+            })
+            .collect();
         let job_status = one_time.then_some(JobStatus::Failed);
-        let Some(last) = self
+        let recorded = self
             .finish(
                 job,
                 FinishExecution {
                     error,
                     job_status,
+                    notifications,
                     ..self.ending(execution, status)
                 },
             )
-            .await?
-        else {
-            return Ok(());
-        };
-        // The store fenced this step, so only one worker gets here per occurrence.
-        let job = match inner.store.get_job(job.id).await {
-            Ok(Some(current)) => current,
-            _ => job.clone(),
-        };
-        if let Err(error) = inner
-            .notifier
-            .job_failed(&Failure {
-                job,
-                execution: last,
-            })
-            .await
-        {
-            tracing::error!(%error, "failure notification not delivered");
+            .await?;
+        if recorded.is_none() {
+            return Ok(()); // abandoned meanwhile: the entry belongs to another worker
+        }
+        if !inner.channels.is_empty() {
+            inner.notify_wake.notify_one();
         }
         self.settle_ack().await
     }
@@ -434,6 +445,7 @@ impl<'a> Attempt<'a> {
             error: None,
             next_attempt: None,
             job_status: None,
+            notifications: Vec::new(),
         }
     }
 

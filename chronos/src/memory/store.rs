@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,10 +13,11 @@ use uuid::Uuid;
 
 use crate::model::{
     Execution, ExecutionQuery, ExecutionStatus, Job, JobQuery, JobSort, JobStats, JobStatus,
-    LogEntry, MAX_PAGE_SIZE, OccurrenceKey, Page, SortOrder,
+    LogEntry, MAX_PAGE_SIZE, Notification, NotificationStatus, OccurrenceKey, Page, SortOrder,
 };
 use crate::store::{
-    ABANDONED, FinishExecution, JobStore, SkipReason, StartExecution, StartOutcome, StoreError,
+    ABANDONED, ClaimedNotification, FinishExecution, JobStore, NewNotification, SettleNotification,
+    SkipReason, StartExecution, StartOutcome, StoreError,
 };
 
 /// A [`JobStore`] that keeps everything in memory, behind one mutex.
@@ -65,6 +66,48 @@ struct State {
     executions: HashMap<Uuid, Execution>,
     exec_index: ExecIndex,
     logs: HashMap<Uuid, Vec<LogEntry>>,
+    notifications: Outbox,
+}
+
+/// Failure notifications and their indexes.
+#[derive(Default)]
+struct Outbox {
+    by_id: HashMap<Uuid, Notification>,
+    /// One per occurrence and channel.
+    recorded: HashSet<(OccurrenceKey, String)>,
+    /// Pending ones as `(due_at, id)`.
+    pending: BTreeSet<(DateTime<Utc>, Uuid)>,
+    /// Ids by execution.
+    by_execution: HashMap<Uuid, Vec<Uuid>>,
+}
+
+impl Outbox {
+    fn record(&mut self, failed: &Execution, new: &NewNotification, at: DateTime<Utc>) {
+        if !self
+            .recorded
+            .insert((failed.occurrence(), new.channel.clone()))
+        {
+            return;
+        }
+        let n = Notification {
+            id: new.id,
+            channel: new.channel.clone(),
+            job_id: failed.job_id,
+            owner: failed.owner,
+            execution_id: failed.id,
+            scheduled_for: failed.scheduled_for,
+            manual_run: failed.manual_run,
+            status: NotificationStatus::Pending,
+            attempts: 0,
+            due_at: at,
+            last_error: None,
+            created_at: at,
+            finished_at: None,
+        };
+        self.pending.insert((at, n.id));
+        self.by_execution.entry(failed.id).or_default().push(n.id);
+        self.by_id.insert(n.id, n);
+    }
 }
 
 impl State {
@@ -73,6 +116,26 @@ impl State {
         self.jobs
             .get(&id)
             .filter(|j| j.owner == owner && j.status != JobStatus::Deleted)
+    }
+
+    fn append_logs(&mut self, entries: &[LogEntry]) {
+        let mut unsorted = Vec::new();
+        for entry in entries {
+            let log = self.logs.entry(entry.execution_id).or_default();
+            if log
+                .last()
+                .is_some_and(|last| (last.timestamp, last.id) > (entry.timestamp, entry.id))
+            {
+                unsorted.push(entry.execution_id);
+            }
+            log.push(entry.clone());
+        }
+        for id in unsorted {
+            if let Some(log) = self.logs.get_mut(&id) {
+                // Stable and linear on the nearly sorted logs this sees.
+                log.sort_by_key(|e| (e.timestamp, e.id));
+            }
+        }
     }
 
     /// Stores `job` (new or a replacement), keeping the indexes right.
@@ -560,6 +623,7 @@ impl JobStore for MemoryStore {
             job_index,
             executions,
             exec_index,
+            notifications,
             ..
         } = &mut *guard;
         let duplicate = finish
@@ -587,6 +651,9 @@ impl JobStore for MemoryStore {
         e.error.clone_from(&finish.error);
         exec_index.add_status(e);
         let finished = e.clone();
+        for new in &finish.notifications {
+            notifications.record(&finished, new, finish.finished_at);
+        }
 
         if let Some(next) = &finish.next_attempt {
             exec_index.add(next);
@@ -710,24 +777,7 @@ impl JobStore for MemoryStore {
     }
 
     async fn append_logs(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
-        let mut st = self.lock();
-        let mut unsorted = Vec::new();
-        for entry in entries {
-            let log = st.logs.entry(entry.execution_id).or_default();
-            if log
-                .last()
-                .is_some_and(|last| (last.timestamp, last.id) > (entry.timestamp, entry.id))
-            {
-                unsorted.push(entry.execution_id);
-            }
-            log.push(entry.clone());
-        }
-        for id in unsorted {
-            if let Some(log) = st.logs.get_mut(&id) {
-                // Stable and linear on the nearly sorted logs this sees.
-                log.sort_by_key(|e| (e.timestamp, e.id));
-            }
-        }
+        self.lock().append_logs(entries);
         Ok(())
     }
 
@@ -741,6 +791,107 @@ impl JobStore for MemoryStore {
             .filter(|e| e.owner == owner && st.visible_job(owner, e.job_id).is_some())
             .cloned()
             .collect())
+    }
+
+    async fn claim_notifications(
+        &self,
+        channels: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ClaimedNotification>, StoreError> {
+        let mut guard = self.lock();
+        let State {
+            jobs,
+            executions,
+            notifications: outbox,
+            ..
+        } = &mut *guard;
+        let due: Vec<(DateTime<Utc>, Uuid)> = outbox
+            .pending
+            .range(..=(now, Uuid::max()))
+            .filter(|(_, id)| {
+                outbox
+                    .by_id
+                    .get(id)
+                    .is_some_and(|n| channels.contains(&n.channel))
+            })
+            .take(limit)
+            .copied()
+            .collect();
+        let mut claimed = Vec::with_capacity(due.len());
+        for key in due {
+            let Some(n) = outbox.by_id.get_mut(&key.1) else {
+                continue;
+            };
+            let (Some(job), Some(execution)) =
+                (jobs.get(&n.job_id), executions.get(&n.execution_id))
+            else {
+                continue;
+            };
+            outbox.pending.remove(&key);
+            n.attempts += 1;
+            n.due_at = lease_until;
+            outbox.pending.insert((lease_until, n.id));
+            claimed.push(ClaimedNotification {
+                notification: n.clone(),
+                job: job.clone(),
+                execution: execution.clone(),
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn settle_notification(&self, settle: &SettleNotification) -> Result<bool, StoreError> {
+        let mut guard = self.lock();
+        let Some(n) = guard.notifications.by_id.get_mut(&settle.id) else {
+            return Ok(false);
+        };
+        if n.status != NotificationStatus::Pending || n.attempts != settle.attempt {
+            return Ok(false);
+        }
+        let old_due = n.due_at;
+        settle.apply(n);
+        let (id, status, due) = (n.id, n.status, n.due_at);
+        let outbox = &mut guard.notifications;
+        outbox.pending.remove(&(old_due, id));
+        if status == NotificationStatus::Pending {
+            outbox.pending.insert((due, id));
+        }
+        guard.append_logs(std::slice::from_ref(&settle.log));
+        Ok(true)
+    }
+
+    async fn next_notification_due(
+        &self,
+        channels: &[String],
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let st = self.lock();
+        let outbox = &st.notifications;
+        Ok(outbox
+            .pending
+            .iter()
+            .find(|(_, id)| {
+                outbox
+                    .by_id
+                    .get(id)
+                    .is_some_and(|n| channels.contains(&n.channel))
+            })
+            .map(|(due, _)| *due))
+    }
+
+    async fn notifications(&self, execution_id: Uuid) -> Result<Vec<Notification>, StoreError> {
+        let st = self.lock();
+        let outbox = &st.notifications;
+        let mut found: Vec<Notification> = outbox
+            .by_execution
+            .get(&execution_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| outbox.by_id.get(id).cloned())
+            .collect();
+        found.sort_by(|a, b| a.channel.cmp(&b.channel));
+        Ok(found)
     }
 }
 

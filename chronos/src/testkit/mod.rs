@@ -265,6 +265,10 @@ macro_rules! store_contract_tests {
                 pending_executions_keyset,
                 job_stats_numbers,
                 logs_ordered_and_scoped,
+                finish_records_notifications,
+                notifications_dedupe_per_occurrence,
+                claim_notifications_leases,
+                settle_notification_outcomes,
             ]
         );
     };

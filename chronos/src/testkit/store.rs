@@ -11,11 +11,11 @@ use uuid::Uuid;
 use super::{at, at_ms, execution, job, log_entry, manual_execution, recurring_job, sorted_ids};
 use crate::model::{
     Execution, ExecutionQuery, ExecutionStatus, Job, JobKind, JobQuery, JobSort, JobStats,
-    JobStatus, OccurrenceKey, SortOrder,
+    JobStatus, LogLevel, Notification, NotificationStatus, OccurrenceKey, SortOrder,
 };
 use crate::store::{
-    ABANDONED, Advance, FinishExecution, JobStore, SkipReason, StartExecution, StartOutcome,
-    StoreError,
+    ABANDONED, Advance, ClaimedNotification, FinishExecution, JobStore, NewNotification,
+    NotificationOutcome, SettleNotification, SkipReason, StartExecution, StartOutcome, StoreError,
 };
 
 // ---------------------------------------------------------------------------
@@ -132,6 +132,7 @@ fn finish_req(id: Uuid, status: ExecutionStatus, finished_at: DateTime<Utc>) -> 
         error: None,
         next_attempt: None,
         job_status: None,
+        notifications: Vec::new(),
     }
 }
 
@@ -1493,5 +1494,420 @@ pub async fn logs_ordered_and_scoped<S: JobStore>(factory: impl AsyncFnOnce() ->
         store.logs(o, x.id).await.expect("logs"),
         Vec::new(),
         "a deleted job"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Failure notifications (the outbox)
+// ---------------------------------------------------------------------------
+
+fn channels(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+fn notify_on(names: &[&str]) -> Vec<NewNotification> {
+    names
+        .iter()
+        .map(|channel| NewNotification {
+            id: Uuid::now_v7(),
+            channel: (*channel).to_owned(),
+        })
+        .collect()
+}
+
+/// Runs the occurrence of `job` at `scheduled_for` and fails it for good at
+/// `failed_at`, recording notifications on `on`. Returns the failed execution.
+async fn fail_for_good<S: JobStore>(
+    store: &S,
+    job: &Job,
+    scheduled_for: DateTime<Utc>,
+    failed_at: DateTime<Utc>,
+    on: &[&str],
+) -> Execution {
+    let (_, x) = claim(store, job, scheduled_for, None, scheduled_for).await;
+    let req = FinishExecution {
+        error: Some("boom".to_owned()),
+        notifications: notify_on(on),
+        ..finish_req(x.id, ExecutionStatus::Failed, failed_at)
+    };
+    finish(store, &req).await.expect("the attempt was running")
+}
+
+async fn claim_notes<S: JobStore>(
+    store: &S,
+    on: &[&str],
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: usize,
+) -> Vec<ClaimedNotification> {
+    store
+        .claim_notifications(&channels(on), now, lease_until, limit)
+        .await
+        .expect("claim_notifications")
+}
+
+async fn notes_of<S: JobStore>(store: &S, execution_id: Uuid) -> Vec<Notification> {
+    store
+        .notifications(execution_id)
+        .await
+        .expect("notifications")
+}
+
+/// `finish_execution` records one pending notification per channel with the final
+/// failure, and none when the finish is fenced.
+pub async fn finish_records_notifications<S: JobStore>(factory: impl AsyncFnOnce() -> S) {
+    let store = factory().await;
+    let o = owner();
+    let j = job(o, "once");
+    insert(&store, &j).await;
+    let (_, x) = claim(&store, &j, at(0), None, at(1)).await;
+    let asked = notify_on(&["webhook", "email"]);
+    let req = FinishExecution {
+        error: Some("boom".to_owned()),
+        notifications: asked.clone(),
+        ..finish_req(x.id, ExecutionStatus::Failed, at(5))
+    };
+    finish(&store, &req).await.expect("the attempt was running");
+    let notes = notes_of(&store, x.id).await;
+    let expected: Vec<Notification> = [&asked[1], &asked[0]]
+        .into_iter()
+        .map(|new| Notification {
+            id: new.id,
+            channel: new.channel.clone(),
+            job_id: j.id,
+            owner: o,
+            execution_id: x.id,
+            scheduled_for: at(0),
+            manual_run: None,
+            status: NotificationStatus::Pending,
+            attempts: 0,
+            due_at: at(5),
+            last_error: None,
+            created_at: at(5),
+            finished_at: None,
+        })
+        .collect();
+    assert_eq!(
+        notes, expected,
+        "one pending row per channel, sorted by channel"
+    );
+
+    let late = FinishExecution {
+        notifications: notify_on(&["email", "sms"]),
+        ..finish_req(x.id, ExecutionStatus::Failed, at(6))
+    };
+    assert_eq!(finish(&store, &late).await, None);
+    assert_eq!(
+        notes_of(&store, x.id).await,
+        expected,
+        "a fenced finish records nothing"
+    );
+    assert_eq!(notes_of(&store, Uuid::now_v7()).await, Vec::new());
+}
+
+/// An occurrence gets at most one notification per channel, even when a re-delivery
+/// fails it for good again; a manual run of the same instant is another occurrence.
+pub async fn notifications_dedupe_per_occurrence<S: JobStore>(factory: impl AsyncFnOnce() -> S) {
+    let store = factory().await;
+    let o = owner();
+    let j = recurring_job(o, "every minute", at(60));
+    insert(&store, &j).await;
+    let first = fail_for_good(&store, &j, at(60), at(61), &["email"]).await;
+
+    // A re-delivery of the same occurrence (its next attempt, say) failing again.
+    let again = Execution {
+        attempt: 1,
+        scheduled_for: at(60),
+        ..execution(&j, ExecutionStatus::Queued, at(62))
+    };
+    insert_exec(&store, &again).await;
+    let req = start_req(
+        OccurrenceKey::scheduled(j.id, at(60)),
+        1,
+        again.id,
+        None,
+        "worker-2",
+        at(63),
+    );
+    let (_, running, _) = started(start(&store, &req).await);
+    let finish_again = FinishExecution {
+        error: Some("boom again".to_owned()),
+        notifications: notify_on(&["email", "webhook"]),
+        ..finish_req(running.id, ExecutionStatus::Failed, at(64))
+    };
+    finish(&store, &finish_again).await.expect("running");
+    assert_eq!(notes_of(&store, first.id).await.len(), 1);
+    let second: Vec<String> = notes_of(&store, running.id)
+        .await
+        .into_iter()
+        .map(|n| n.channel)
+        .collect();
+    assert_eq!(
+        second,
+        vec!["webhook".to_owned()],
+        "email was recorded already"
+    );
+
+    // A manual run at the same instant is its own occurrence.
+    let manual = Execution {
+        scheduled_for: at(60),
+        ..manual_execution(&j, at(60))
+    };
+    insert_exec(&store, &manual).await;
+    let req = start_req(manual.occurrence(), 0, manual.id, None, "worker-1", at(65));
+    started(start(&store, &req).await);
+    let finish_manual = FinishExecution {
+        notifications: notify_on(&["email"]),
+        ..finish_req(manual.id, ExecutionStatus::Failed, at(66))
+    };
+    finish(&store, &finish_manual).await.expect("running");
+    let notes = notes_of(&store, manual.id).await;
+    assert_eq!(
+        notes
+            .iter()
+            .map(|n| (n.channel.as_str(), n.manual_run))
+            .collect::<Vec<_>>(),
+        vec![("email", Some(manual.id))]
+    );
+}
+
+/// `claim_notifications` takes due notifications of the given channels, earliest
+/// first, at most `limit`, each once per lease; a lapsed claim can be taken again.
+pub async fn claim_notifications_leases<S: JobStore>(factory: impl AsyncFnOnce() -> S) {
+    let store = factory().await;
+    let o = owner();
+    let mut failed = Vec::new();
+    for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+        let j = job(o, name);
+        insert(&store, &j).await;
+        let t = 10 * i64::try_from(i).expect("small");
+        failed.push((
+            j.clone(),
+            fail_for_good(
+                &store,
+                &j,
+                j.next_run.expect("due"),
+                at(t + 1),
+                &["email", "webhook"],
+            )
+            .await,
+        ));
+    }
+    assert_eq!(
+        claim_notes(&store, &["email"], at(0), at(100), 10).await,
+        Vec::new(),
+        "nothing is due before it was recorded"
+    );
+    assert_eq!(
+        claim_notes(&store, &["sms"], at(50), at(100), 10).await,
+        Vec::new(),
+        "only the channels asked for"
+    );
+    // The first job is deleted meanwhile: its notification is still delivered.
+    let deleted = delete(&store, failed[0].0.id).await;
+
+    let first = claim_notes(&store, &["email"], at(15), at(100), 10).await;
+    assert_eq!(
+        first
+            .iter()
+            .map(|c| (
+                c.notification.execution_id,
+                c.notification.attempts,
+                c.notification.due_at
+            ))
+            .collect::<Vec<_>>(),
+        vec![(failed[0].1.id, 1, at(100)), (failed[1].1.id, 1, at(100))],
+        "the two due at 15, earliest first, claimed until 100"
+    );
+    assert_eq!(first[0].job, deleted, "the job as stored, deleted or not");
+    assert_eq!(first[0].execution, failed[0].1, "the failed execution");
+    assert_eq!(first[0].notification.channel, "email");
+
+    let rest = claim_notes(&store, &["email", "webhook"], at(50), at(200), 2).await;
+    assert_eq!(
+        rest.iter()
+            .map(|c| (c.notification.channel.as_str(), c.notification.execution_id))
+            .collect::<Vec<_>>(),
+        vec![("webhook", failed[0].1.id), ("webhook", failed[1].1.id)],
+        "claimed ones are skipped until their lease ends; limit respected"
+    );
+    assert_eq!(
+        store
+            .next_notification_due(&channels(&["email"]))
+            .await
+            .expect("next_notification_due"),
+        Some(at(21)),
+        "the third job's email"
+    );
+    let lapsed = claim_notes(&store, &["email"], at(100), at(300), 10).await;
+    assert_eq!(
+        lapsed
+            .iter()
+            .map(|c| (c.notification.execution_id, c.notification.attempts))
+            .collect::<Vec<_>>(),
+        vec![
+            (failed[2].1.id, 1),
+            (failed[0].1.id, 2),
+            (failed[1].1.id, 2)
+        ],
+        "due at 21, then the two whose lease lapsed at 100"
+    );
+}
+
+/// `settle_notification` records the outcome and its log line in one step, fenced by
+/// the attempt number; settled notifications are never claimed again.
+pub async fn settle_notification_outcomes<S: JobStore>(factory: impl AsyncFnOnce() -> S) {
+    let store = factory().await;
+    let o = owner();
+    let j = job(o, "once");
+    insert(&store, &j).await;
+    let x = fail_for_good(&store, &j, at(0), at(1), &["email", "webhook", "sms"]).await;
+    let claimed = claim_notes(&store, &["email", "webhook", "sms"], at(1), at(31), 10).await;
+    assert_eq!(claimed.len(), 3);
+    let by = |channel: &str| -> Notification {
+        claimed
+            .iter()
+            .find(|c| c.notification.channel == channel)
+            .map(|c| c.notification.clone())
+            .unwrap_or_else(|| panic!("{channel} claimed"))
+    };
+    let settle =
+        |n: &Notification, attempt: u32, outcome: NotificationOutcome, t: i64, msg: &str| {
+            let mut log = super::log_entry(&x, at(t), msg);
+            log.level = LogLevel::Warn;
+            SettleNotification {
+                id: n.id,
+                attempt,
+                outcome,
+                at: at(t),
+                log,
+            }
+        };
+    let email = by("email");
+    let retry = settle(
+        &email,
+        1,
+        NotificationOutcome::Retry {
+            at: at(40),
+            error: "connection refused".to_owned(),
+        },
+        2,
+        "attempt 1 failed",
+    );
+    assert!(store.settle_notification(&retry).await.expect("settle"));
+    let stale = settle(&email, 7, NotificationOutcome::Sent, 3, "stale");
+    assert!(
+        !store.settle_notification(&stale).await.expect("settle"),
+        "a stale attempt"
+    );
+
+    let webhook = by("webhook");
+    let sent = settle(&webhook, 1, NotificationOutcome::Sent, 4, "sent");
+    assert!(store.settle_notification(&sent).await.expect("settle"));
+    let sms = by("sms");
+    let failed = settle(
+        &sms,
+        1,
+        NotificationOutcome::Failed {
+            error: "550 no such user".to_owned(),
+        },
+        5,
+        "failed",
+    );
+    assert!(store.settle_notification(&failed).await.expect("settle"));
+
+    let mut expected_email = email.clone();
+    retry.apply(&mut expected_email);
+    let mut expected_webhook = webhook.clone();
+    sent.apply(&mut expected_webhook);
+    let mut expected_sms = sms.clone();
+    failed.apply(&mut expected_sms);
+    assert_eq!(
+        (
+            expected_email.status,
+            expected_email.due_at,
+            expected_webhook.status,
+            expected_webhook.finished_at,
+            expected_sms.status
+        ),
+        (
+            NotificationStatus::Pending,
+            at(40),
+            NotificationStatus::Sent,
+            Some(at(4)),
+            NotificationStatus::Failed
+        )
+    );
+    assert_eq!(
+        notes_of(&store, x.id).await,
+        vec![expected_email, expected_sms, expected_webhook],
+        "stored as applied"
+    );
+    assert_eq!(
+        store
+            .logs(o, x.id)
+            .await
+            .expect("logs")
+            .into_iter()
+            .map(|l| l.message)
+            .collect::<Vec<_>>(),
+        vec!["attempt 1 failed", "sent", "failed"],
+        "one line per settled attempt, none for refused ones"
+    );
+    assert_eq!(
+        store
+            .next_notification_due(&channels(&["email", "webhook", "sms"]))
+            .await
+            .expect("next_notification_due"),
+        Some(at(40)),
+        "only the retry is pending"
+    );
+    assert_eq!(
+        claim_notes(&store, &["email", "webhook", "sms"], at(39), at(70), 10).await,
+        Vec::new()
+    );
+    let second = claim_notes(&store, &["email", "webhook", "sms"], at(40), at(70), 10).await;
+    assert_eq!(
+        second
+            .iter()
+            .map(|c| (
+                c.notification.channel.as_str(),
+                c.notification.attempts,
+                c.notification.last_error.as_deref()
+            ))
+            .collect::<Vec<_>>(),
+        vec![("email", 2, Some("connection refused"))]
+    );
+    let skipped = settle(
+        &second[0].notification,
+        2,
+        NotificationOutcome::Skipped {
+            reason: "no address".to_owned(),
+        },
+        41,
+        "skipped",
+    );
+    assert!(store.settle_notification(&skipped).await.expect("settle"));
+    assert_eq!(
+        store
+            .next_notification_due(&channels(&["email", "webhook", "sms"]))
+            .await
+            .expect("next_notification_due"),
+        None
+    );
+    let email_now = notes_of(&store, x.id).await.remove(0);
+    assert_eq!(
+        (
+            email_now.status,
+            email_now.attempts,
+            email_now.last_error.as_deref(),
+            email_now.finished_at
+        ),
+        (
+            NotificationStatus::Skipped,
+            2,
+            Some("no address"),
+            Some(at(41))
+        )
     );
 }
