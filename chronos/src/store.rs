@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::model::{
     Execution, ExecutionQuery, ExecutionStatus, Job, JobQuery, JobStats, JobStatus, LogEntry,
-    Notification, NotificationStatus, OccurrenceKey, Page,
+    Notification, NotificationStatus, OccurrenceKey, OwnerStats, Page,
 };
 
 /// What went wrong in a store.
@@ -342,6 +342,17 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Statistics of the owner's job (zeros if it is not the owner's).
     async fn job_stats(&self, owner: Uuid, job_id: Uuid) -> Result<JobStats, StoreError>;
+
+    /// The owner's dashboard figures, over jobs that are not deleted and their executions.
+    async fn owner_stats(&self, owner: Uuid) -> Result<OwnerStats, StoreError>;
+
+    /// The owner's latest executions across jobs that are not deleted, newest first (by
+    /// creation, then id), at most `limit`.
+    async fn recent_executions(
+        &self,
+        owner: Uuid,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError>;
 
     /// Appends log entries.
     async fn append_logs(&self, entries: &[LogEntry]) -> Result<(), StoreError>;

@@ -16,7 +16,7 @@ use chronos::memory::{MemoryQueue, MemoryStore};
 use chronos::model::{
     ExecutionQuery, ExecutionStatus, JobStatus, JobUpdate, LogLevel, MissedPolicy,
 };
-use chronos::notifier::{Failure, Notifier, NotifyError};
+use chronos::notifier::{Delivery, Failure, Notifier, NotifyError};
 use chronos::queue::Queue;
 use chronos::store::{JobStore, StartExecution, StartOutcome};
 use chronos::{Chronos, ChronosBuilder, Error, JobSpec};
@@ -39,10 +39,27 @@ struct Recorder(Arc<Mutex<Vec<Failure>>>);
 
 #[async_trait]
 impl Notifier for Recorder {
-    async fn job_failed(&self, failure: &Failure) -> Result<(), NotifyError> {
-        self.0.lock().unwrap().push(failure.clone());
-        Ok(())
+    fn channel(&self) -> &str {
+        "recorder"
     }
+
+    async fn job_failed(&self, failure: &Failure) -> Result<Delivery, NotifyError> {
+        self.0.lock().unwrap().push(failure.clone());
+        Ok(Delivery::Sent { to: "owner".into() })
+    }
+}
+
+/// The next failure notification this process's dispatcher settles.
+async fn notified(rx: &mut broadcast::Receiver<Event>) -> chronos::model::Notification {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Event::Notification(n) = rx.recv().await.unwrap() {
+                return n;
+            }
+        }
+    })
+    .await
+    .expect("a notification was settled")
 }
 
 fn builder(clock: &Arc<ManualClock>) -> ChronosBuilder {
@@ -277,6 +294,11 @@ async fn one_time_job_fails_for_good_with_exactly_one_notification() {
     clock.advance(Duration::from_secs(2));
     let last = finished(&mut rx).await;
     assert_eq!((last.attempt, last.status), (2, ExecutionStatus::Failed));
+    let sent = notified(&mut rx).await;
+    assert_eq!(
+        (sent.execution_id, sent.status, sent.attempts),
+        (last.id, chronos::model::NotificationStatus::Sent, 1)
+    );
     clock.advance(Duration::from_secs(3600));
     quiet(&mut rx).await;
     let job = c.job(job.id).await.unwrap();
@@ -289,11 +311,17 @@ async fn one_time_job_fails_for_good_with_exactly_one_notification() {
     );
     assert_eq!(notes[0].execution.id, last.id);
     let logs = c.owned_by(job.owner).logs(last.id).await.unwrap();
+    let tail: Vec<_> = logs[logs.len() - 2..]
+        .iter()
+        .map(|l| (l.level, l.message.as_str()))
+        .collect();
     assert_eq!(
-        logs.last().unwrap().message,
-        "failed for good after 3 attempts"
+        tail,
+        vec![
+            (LogLevel::Error, "failed for good after 3 attempts"),
+            (LogLevel::Info, "Failure notification sent")
+        ]
     );
-    assert_eq!(logs.last().unwrap().level, LogLevel::Error);
     c.shutdown().await.unwrap();
 }
 
@@ -317,6 +345,7 @@ async fn fatal_errors_do_not_retry_and_recurring_jobs_keep_their_schedule() {
     clock.advance(Duration::from_secs(60));
     let e = finished(&mut rx).await;
     assert_eq!((e.status, e.attempt), (ExecutionStatus::Failed, 0));
+    assert_eq!(notified(&mut rx).await.execution_id, e.id);
     assert_eq!(notes.0.lock().unwrap().len(), 1);
     let job = c.job(job.id).await.unwrap();
     assert_eq!(
@@ -328,6 +357,10 @@ async fn fatal_errors_do_not_retry_and_recurring_jobs_keep_their_schedule() {
     clock.advance(Duration::from_secs(60));
     assert_eq!(
         finished(&mut rx).await.scheduled_for,
+        t("2026-01-01T00:02:00Z")
+    );
+    assert_eq!(
+        notified(&mut rx).await.scheduled_for,
         t("2026-01-01T00:02:00Z")
     );
     assert_eq!(

@@ -131,7 +131,14 @@ async fn deliver(inner: &Inner, claimed: ClaimedNotification) {
         job,
         execution,
     };
-    let sent = tokio::time::timeout(policy.timeout, notifier.job_failed(&failure)).await;
+    let send = tokio::time::timeout(policy.timeout, notifier.job_failed(&failure));
+    let sent = tokio::select! {
+        sent = send => sent,
+        () = shutdown_over(inner) => {
+            tracing::warn!("shutdown grace period over: delivery abandoned; its claim lapses and it is tried again");
+            return;
+        }
+    };
     let now = inner.clock.now();
     let attempt = n.attempts;
     let max = policy.max_attempts.max(1);
@@ -209,6 +216,12 @@ async fn deliver(inner: &Inner, claimed: ClaimedNotification) {
             tracing::warn!(%error, "could not record the outcome; the claim will lapse and it is tried again");
         }
     }
+}
+
+/// Resolves once shutdown began and its grace period is over.
+async fn shutdown_over(inner: &Inner) {
+    inner.stop.cancelled().await;
+    tokio::time::sleep(inner.config.shutdown_grace).await;
 }
 
 /// The outcome of a failed attempt: another one later, or give up.

@@ -10,7 +10,7 @@ use crate::Error;
 use crate::model::spec::{self, SpecError};
 use crate::model::{
     Execution, ExecutionQuery, ExecutionStatus, Job, JobKind, JobQuery, JobSpec, JobStats,
-    JobStatus, JobUpdate, LogEntry, OccurrenceKey, Page, Schedule,
+    JobStatus, JobUpdate, LogEntry, OccurrenceKey, OwnerStats, Page, Schedule,
 };
 use crate::queue::QueueEntry;
 use crate::store::StoreError;
@@ -498,5 +498,19 @@ impl Owned {
     pub async fn stats(&self, job_id: Uuid) -> Result<JobStats, Error> {
         self.job(job_id).await?;
         Ok(self.inner().store.job_stats(self.owner, job_id).await?)
+    }
+
+    /// The owner's dashboard figures: jobs by status and kind, execution totals.
+    pub async fn overview(&self) -> Result<OwnerStats, Error> {
+        Ok(self.inner().store.owner_stats(self.owner).await?)
+    }
+
+    /// The owner's latest executions across all their jobs, newest first.
+    pub async fn recent_executions(&self, limit: usize) -> Result<Vec<Execution>, Error> {
+        Ok(self
+            .inner()
+            .store
+            .recent_executions(self.owner, limit)
+            .await?)
     }
 }

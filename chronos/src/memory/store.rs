@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::{
-    Execution, ExecutionQuery, ExecutionStatus, Job, JobQuery, JobSort, JobStats, JobStatus,
-    LogEntry, MAX_PAGE_SIZE, Notification, NotificationStatus, OccurrenceKey, Page, SortOrder,
+    Execution, ExecutionQuery, ExecutionStatus, Job, JobKind, JobQuery, JobSort, JobStats,
+    JobStatus, LogEntry, MAX_PAGE_SIZE, Notification, NotificationStatus, OccurrenceKey,
+    OwnerStats, Page, SortOrder,
 };
 use crate::store::{
     ABANDONED, ClaimedNotification, FinishExecution, JobStore, NewNotification, SettleNotification,
@@ -116,6 +117,27 @@ impl State {
         self.jobs
             .get(&id)
             .filter(|j| j.owner == owner && j.status != JobStatus::Deleted)
+    }
+
+    /// The owner's jobs that are not deleted.
+    fn owned_jobs(&self, owner: Uuid) -> impl Iterator<Item = &Job> {
+        self.job_index
+            .by_owner
+            .get(&owner)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.jobs.get(id))
+            .filter(|j| j.status != JobStatus::Deleted)
+    }
+
+    /// A job's executions, oldest first.
+    fn executions_of(&self, job_id: Uuid) -> impl Iterator<Item = &Execution> {
+        self.exec_index
+            .by_job
+            .get(&job_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, id)| self.executions.get(id))
     }
 
     fn append_logs(&mut self, entries: &[LogEntry]) {
@@ -776,6 +798,59 @@ impl JobStore for MemoryStore {
         Ok(stats)
     }
 
+    async fn owner_stats(&self, owner: Uuid) -> Result<OwnerStats, StoreError> {
+        let st = self.lock();
+        let mut stats = OwnerStats::default();
+        let (jobs, runs) = (&mut stats.jobs, &mut stats.executions);
+        let (mut sum_ms, mut timed) = (0f64, 0u64);
+        for job in st.owned_jobs(owner) {
+            jobs.total += 1;
+            match job.status {
+                JobStatus::Active => jobs.active += 1,
+                JobStatus::Paused => jobs.paused += 1,
+                JobStatus::Completed => jobs.completed += 1,
+                JobStatus::Failed => jobs.failed += 1,
+                JobStatus::Pending | JobStatus::Deleted => {}
+            }
+            match job.kind() {
+                JobKind::Recurring => jobs.recurring += 1,
+                JobKind::OneTime => jobs.one_time += 1,
+            }
+            for e in st.executions_of(job.id) {
+                runs.total += 1;
+                match e.status {
+                    ExecutionStatus::Success => runs.successful += 1,
+                    ExecutionStatus::Failed | ExecutionStatus::Timeout => runs.failed += 1,
+                    _ => {}
+                }
+                if let Some(ms) = e.duration_ms {
+                    sum_ms += ms as f64;
+                    timed += 1;
+                    runs.max_duration_ms = runs.max_duration_ms.max(Some(ms));
+                    runs.min_duration_ms = Some(runs.min_duration_ms.map_or(ms, |m| m.min(ms)));
+                }
+            }
+        }
+        if timed > 0 {
+            runs.average_duration_ms = Some(sum_ms / timed as f64);
+        }
+        Ok(stats)
+    }
+
+    async fn recent_executions(
+        &self,
+        owner: Uuid,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        let st = self.lock();
+        let mut recent: Vec<&Execution> = st
+            .owned_jobs(owner)
+            .flat_map(|job| st.executions_of(job.id))
+            .collect();
+        recent.sort_unstable_by_key(|e| std::cmp::Reverse((e.created_at, e.id)));
+        Ok(recent.into_iter().take(limit).cloned().collect())
+    }
+
     async fn append_logs(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
         self.lock().append_logs(entries);
         Ok(())
@@ -960,6 +1035,7 @@ mod tests {
             error: None,
             next_attempt: Some(execution.clone()),
             job_status: None,
+            notifications: Vec::new(),
         };
         let err = store
             .finish_execution(&finish)

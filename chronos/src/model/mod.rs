@@ -16,5 +16,8 @@ pub use execution::{Execution, ExecutionStatus, OccurrenceKey};
 pub use job::{Job, JobKind, JobStatus, MissedPolicy, Schedule};
 pub use log::{LogEntry, LogLevel};
 pub use notification::{Notification, NotificationStatus};
-pub use query::{ExecutionQuery, JobQuery, JobSort, JobStats, MAX_PAGE_SIZE, Page, SortOrder};
+pub use query::{
+    ExecutionQuery, ExecutionSummary, JobCounts, JobQuery, JobSort, JobStats, MAX_PAGE_SIZE,
+    OwnerStats, Page, SortOrder,
+};
 pub use spec::{JobSpec, JobUpdate};

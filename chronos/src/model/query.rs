@@ -126,3 +126,48 @@ pub struct JobStats {
     /// Start of the latest attempt.
     pub last_execution_time: Option<DateTime<Utc>>,
 }
+
+/// One owner's figures for the dashboard. Deleted jobs and their executions are left out.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OwnerStats {
+    /// The owner's jobs by status and kind.
+    pub jobs: JobCounts,
+    /// Their executions.
+    pub executions: ExecutionSummary,
+}
+
+/// Counts of an owner's jobs (deleted ones left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// All of them.
+    pub total: u64,
+    /// Status `active`.
+    pub active: u64,
+    /// Status `paused`.
+    pub paused: u64,
+    /// Status `completed`.
+    pub completed: u64,
+    /// Status `failed`.
+    pub failed: u64,
+    /// One-time jobs (immediate or scheduled).
+    pub one_time: u64,
+    /// Recurring (cron) jobs.
+    pub recurring: u64,
+}
+
+/// Totals over an owner's executions.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ExecutionSummary {
+    /// All recorded attempts (queued, running and cancelled ones included).
+    pub total: u64,
+    /// Attempts with status `success`.
+    pub successful: u64,
+    /// Attempts with status `failed` or `timeout`.
+    pub failed: u64,
+    /// Mean duration of attempts that recorded one, in milliseconds.
+    pub average_duration_ms: Option<f64>,
+    /// Longest duration, in milliseconds.
+    pub max_duration_ms: Option<u64>,
+    /// Shortest duration, in milliseconds.
+    pub min_duration_ms: Option<u64>,
+}

@@ -264,6 +264,8 @@ macro_rules! store_contract_tests {
                 list_executions_order_filter_scoping,
                 pending_executions_keyset,
                 job_stats_numbers,
+                owner_stats_numbers,
+                recent_executions_across_jobs,
                 logs_ordered_and_scoped,
                 finish_records_notifications,
                 notifications_dedupe_per_occurrence,

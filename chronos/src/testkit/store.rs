@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::{at, at_ms, execution, job, log_entry, manual_execution, recurring_job, sorted_ids};
 use crate::model::{
-    Execution, ExecutionQuery, ExecutionStatus, Job, JobKind, JobQuery, JobSort, JobStats,
-    JobStatus, LogLevel, Notification, NotificationStatus, OccurrenceKey, SortOrder,
+    Execution, ExecutionQuery, ExecutionStatus, ExecutionSummary, Job, JobCounts, JobKind,
+    JobQuery, JobSort, JobStats, JobStatus, LogLevel, Notification, NotificationStatus,
+    OccurrenceKey, OwnerStats, SortOrder,
 };
 use crate::store::{
     ABANDONED, Advance, ClaimedNotification, FinishExecution, JobStore, NewNotification,
@@ -1436,6 +1437,133 @@ pub async fn job_stats_numbers<S: JobStore>(factory: impl AsyncFnOnce() -> S) {
         store.job_stats(o, j.id).await.expect("job_stats"),
         JobStats::default(),
         "a deleted job"
+    );
+}
+
+/// `owner_stats` counts the owner's jobs by status and kind and sums their executions,
+/// leaving out deleted jobs, their executions and other owners' rows.
+pub async fn owner_stats_numbers<S: JobStore>(factory: impl AsyncFnOnce() -> S) {
+    let store = factory().await;
+    let o = owner();
+    assert_eq!(
+        store.owner_stats(o).await.expect("owner_stats"),
+        OwnerStats::default(),
+        "nothing yet"
+    );
+    let cron = recurring_job(o, "tick", at(0));
+    let mut paused = recurring_job(o, "paused", at(0));
+    paused.status = JobStatus::Paused;
+    paused.next_run = None;
+    let mut done = job(o, "done");
+    done.status = JobStatus::Completed;
+    done.next_run = None;
+    let mut broken = job(o, "broken");
+    broken.status = JobStatus::Failed;
+    broken.next_run = None;
+    let waiting = job(o, "waiting");
+    let doomed = recurring_job(o, "deleted later", at(0));
+    let foreign = recurring_job(owner(), "someone else's", at(0));
+    for j in [&cron, &paused, &done, &broken, &waiting, &doomed, &foreign] {
+        insert(&store, j).await;
+    }
+    let timed = |j: &Job, status, t: i64, ms: Option<u64>| {
+        let mut e = execution(j, status, at(t));
+        e.duration_ms = ms;
+        e
+    };
+    for e in [
+        timed(&cron, ExecutionStatus::Success, 1, Some(500)),
+        timed(&cron, ExecutionStatus::Success, 2, Some(1_500)),
+        timed(&done, ExecutionStatus::Success, 3, Some(4_000)),
+        timed(&broken, ExecutionStatus::Failed, 4, Some(2_000)),
+        timed(&broken, ExecutionStatus::Timeout, 5, Some(7_000)),
+        timed(&cron, ExecutionStatus::Cancelled, 6, None),
+        timed(&waiting, ExecutionStatus::Queued, 7, None),
+        timed(&doomed, ExecutionStatus::Success, 8, Some(90_000)),
+        timed(&foreign, ExecutionStatus::Failed, 9, Some(100)),
+    ] {
+        insert_exec(&store, &e).await;
+    }
+    delete(&store, doomed.id).await;
+    assert_eq!(
+        store.owner_stats(o).await.expect("owner_stats"),
+        OwnerStats {
+            jobs: JobCounts {
+                total: 5,
+                active: 2,
+                paused: 1,
+                completed: 1,
+                failed: 1,
+                one_time: 3,
+                recurring: 2,
+            },
+            executions: ExecutionSummary {
+                total: 7,
+                successful: 3,
+                failed: 2,
+                average_duration_ms: Some(3_000.0),
+                max_duration_ms: Some(7_000),
+                min_duration_ms: Some(500),
+            },
+        }
+    );
+}
+
+/// `recent_executions` lists the owner's latest executions across jobs, newest first,
+/// without deleted jobs' or other owners' executions.
+pub async fn recent_executions_across_jobs<S: JobStore>(factory: impl AsyncFnOnce() -> S) {
+    let store = factory().await;
+    let o = owner();
+    let a = recurring_job(o, "a", at(0));
+    let b = recurring_job(o, "b", at(0));
+    let gone = recurring_job(o, "gone", at(0));
+    let foreign = recurring_job(owner(), "foreign", at(0));
+    for j in [&a, &b, &gone, &foreign] {
+        insert(&store, j).await;
+    }
+    let ids = sorted_ids(2);
+    let mut tie = [
+        execution(&a, ExecutionStatus::Success, at(30)),
+        execution(&b, ExecutionStatus::Failed, at(30)),
+    ];
+    tie[0].id = ids[0];
+    tie[1].id = ids[1];
+    let rows = [
+        execution(&a, ExecutionStatus::Success, at(10)),
+        execution(&b, ExecutionStatus::Running, at(20)),
+        tie[0].clone(),
+        tie[1].clone(),
+        execution(&gone, ExecutionStatus::Success, at(40)),
+        execution(&foreign, ExecutionStatus::Success, at(50)),
+    ];
+    for e in &rows {
+        insert_exec(&store, e).await;
+    }
+    delete(&store, gone.id).await;
+    let recent = |limit| {
+        let store = &store;
+        async move {
+            store
+                .recent_executions(o, limit)
+                .await
+                .expect("recent_executions")
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        recent(10).await,
+        vec![rows[3].id, rows[2].id, rows[1].id, rows[0].id],
+        "newest first, ties by id descending"
+    );
+    assert_eq!(recent(2).await, vec![rows[3].id, rows[2].id]);
+    assert_eq!(
+        store
+            .recent_executions(owner(), 10)
+            .await
+            .expect("recent_executions"),
+        Vec::new()
     );
 }
 
