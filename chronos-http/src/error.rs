@@ -1,0 +1,238 @@
+//! [`ApiError`]: every error the API answers with, in the one documented shape.
+//!
+//! ```json
+//! {"error": true, "message": "...", "code": "UPPER_SNAKE", "timestamp": "2026-11-29T09:09:40.985Z"}
+//! ```
+//! Validation errors add `"errors": [{"field": "...", "message": "..."}]`.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chronos::model::spec::{FieldError, SpecError};
+use serde::Serialize;
+
+use crate::respond::timestamp;
+
+/// The documented error codes, each with its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Code {
+    /// 400: a field is missing, malformed or out of range.
+    ValidationError,
+    /// 400: the body is not JSON.
+    InvalidJson,
+    /// 401: no or an ill-formed `Authorization` header.
+    Unauthorized,
+    /// 401: the token's signature, algorithm or claims are wrong.
+    InvalidToken,
+    /// 401: the token has expired.
+    TokenExpired,
+    /// 401: the token was revoked (logout, refresh).
+    TokenRevoked,
+    /// 401: unknown email or wrong password.
+    InvalidCredentials,
+    /// 409: the email is registered already.
+    EmailExists,
+    /// 404: no such job for this user.
+    JobNotFound,
+    /// 404: no such execution for this user.
+    ExecutionNotFound,
+    /// 400: `scheduled_time` is not in the future.
+    InvalidScheduledTime,
+    /// 422: the cron expression does not parse.
+    InvalidCronExpression,
+    /// 400: not an IANA time zone.
+    InvalidTimezone,
+    /// 400: the job's status forbids the change.
+    InvalidJobStatus,
+    /// 400: the operation does not apply to the job as it is.
+    InvalidOperation,
+    /// 429: too many requests in the window.
+    RateLimitExceeded,
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 404: no such route.
+    RouteNotFound,
+    /// 405: the route exists, not with this method.
+    MethodNotAllowed,
+    /// 503: a dependency is down or the service is shutting down.
+    ServiceUnavailable,
+    /// 500: a bug, logged with the request id.
+    InternalError,
+}
+
+impl Code {
+    /// The HTTP status of the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::ValidationError
+            | Code::InvalidJson
+            | Code::InvalidScheduledTime
+            | Code::InvalidTimezone
+            | Code::InvalidJobStatus
+            | Code::InvalidOperation => StatusCode::BAD_REQUEST,
+            Code::Unauthorized
+            | Code::InvalidToken
+            | Code::TokenExpired
+            | Code::TokenRevoked
+            | Code::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Code::EmailExists => StatusCode::CONFLICT,
+            Code::JobNotFound | Code::ExecutionNotFound | Code::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            Code::InvalidCronExpression => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldIssue {
+    /// The field as the API spells it (`schedule.cron_expression`, `limit`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// An error answer. Build it with a constructor, return it from a handler.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The code (and so the status).
+    pub code: Code,
+    /// The human-readable message (never internals for a 500).
+    pub message: String,
+    /// Field errors of a `VALIDATION_ERROR`.
+    pub errors: Vec<FieldIssue>,
+    /// Extra headers (`Retry-After`, rate-limit headers).
+    pub headers: Option<Box<HeaderMap>>,
+}
+
+impl ApiError {
+    /// An error with this code and message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            errors: Vec::new(),
+            headers: None,
+        }
+    }
+
+    /// A `VALIDATION_ERROR` about one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::fields(vec![FieldIssue {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    /// A `VALIDATION_ERROR` about several fields (the message joins them).
+    pub fn fields(errors: Vec<FieldIssue>) -> Self {
+        let message = if errors.is_empty() {
+            "validation failed".to_owned()
+        } else {
+            let parts: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect();
+            format!("validation failed: {}", parts.join("; "))
+        };
+        Self {
+            errors,
+            ..Self::new(Code::ValidationError, message)
+        }
+    }
+
+    /// A 500 for a failure the client cannot fix. The cause is logged (the request
+    /// span carries the request id); the client gets a generic message.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            Code::InternalError,
+            "an internal error occurred; it has been logged",
+        )
+    }
+
+    /// Adds a header to the answer.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers
+            .get_or_insert_with(Box::default)
+            .insert(name, value);
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: bool,
+    message: &'a str,
+    code: Code,
+    timestamp: String,
+    #[serde(skip_serializing_if = "<[FieldIssue]>::is_empty")]
+    errors: &'a [FieldIssue],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: true,
+            message: &self.message,
+            code: self.code,
+            timestamp: timestamp(chrono::Utc::now()),
+            errors: &self.errors,
+        };
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if let Some(headers) = self.headers {
+            response.headers_mut().extend(*headers);
+        }
+        response
+    }
+}
+
+impl From<SpecError> for ApiError {
+    fn from(e: SpecError) -> Self {
+        match e {
+            SpecError::Fields(fields) => ApiError::fields(
+                fields
+                    .into_iter()
+                    .map(|FieldError { field, message }| FieldIssue { field, message })
+                    .collect(),
+            ),
+            SpecError::InvalidTimezone(_) => ApiError::new(Code::InvalidTimezone, e.to_string()),
+            SpecError::InvalidCron { .. } => {
+                ApiError::new(Code::InvalidCronExpression, e.to_string())
+            }
+            SpecError::ScheduledTimeNotInFuture { .. } => {
+                ApiError::new(Code::InvalidScheduledTime, e.to_string())
+            }
+        }
+    }
+}
+
+impl From<chronos::Error> for ApiError {
+    fn from(e: chronos::Error) -> Self {
+        use chronos::Error as E;
+        match e {
+            E::Spec(spec) => spec.into(),
+            E::JobNotFound(_) => ApiError::new(Code::JobNotFound, "job not found"),
+            E::ExecutionNotFound(_) => {
+                ApiError::new(Code::ExecutionNotFound, "execution not found")
+            }
+            E::InvalidJobStatus { .. } => ApiError::new(Code::InvalidJobStatus, e.to_string()),
+            E::InvalidOperation(message) => ApiError::new(Code::InvalidOperation, message),
+            E::ShuttingDown => {
+                ApiError::new(Code::ServiceUnavailable, "the service is shutting down")
+            }
+            E::WaitTimedOut(_)
+            | E::DuplicateExecutor(_)
+            | E::DuplicateNotifier(_)
+            | E::Store(_)
+            | E::Queue(_)
+            | E::Task(_) => ApiError::internal(&e),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The `chronos` binary (being written).
+
+fn main() {}

@@ -1,0 +1,13 @@
+//! Placeholder: being written.
+
+use crate::error::ApiError;
+
+/// Not written yet.
+pub async fn stats() -> ApiError {
+    ApiError::internal(&"not implemented")
+}
+
+/// Not written yet.
+pub async fn health() -> ApiError {
+    ApiError::internal(&"not implemented")
+}

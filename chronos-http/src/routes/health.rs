@@ -1,0 +1,8 @@
+//! Placeholder: being written.
+
+use crate::error::ApiError;
+
+/// Not written yet.
+pub async fn health() -> ApiError {
+    ApiError::internal(&"not implemented")
+}

@@ -1,0 +1,7 @@
+//! The handlers, one module per resource.
+
+pub mod cron;
+pub mod dashboard;
+pub mod executions;
+pub mod health;
+pub mod jobs;
