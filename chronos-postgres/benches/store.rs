@@ -713,6 +713,7 @@ async fn main() -> Res<()> {
             error: None,
             next_attempt: None,
             job_status: None,
+            notifications: Vec::new(),
         };
         store
             .finish_execution(&finish)
@@ -820,6 +821,7 @@ async fn main() -> Res<()> {
                 error: None,
                 next_attempt: None,
                 job_status: None,
+                notifications: Vec::new(),
             };
             explain.finish_execution(&finish).await?;
             Ok(())

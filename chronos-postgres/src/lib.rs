@@ -24,7 +24,10 @@ pub use db::{DbError, connect, connect_with, migrate};
 pub use maintenance::{
     CreatedPartition, MAINTENANCE_APPLICATION_NAME, MAINTENANCE_LOCK_KEY, Maintenance,
     MaintenanceConfig, MaintenanceError, MaintenanceHandle, MaintenanceReport,
-    PARTITION_DDL_LOCK_KEY, PartitionReport, drop_expired_partitions, ensure_partitions,
+    PARTITION_DDL_LOCK_KEY, PartitionReport, delete_expired_notifications, drop_expired_partitions,
+    ensure_partitions,
 };
 pub use queue::PgQueue;
+mod users;
 pub use sqlx::PgPool;
+pub use users::{PgUsers, UserError, UserRow};

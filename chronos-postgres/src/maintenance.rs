@@ -1,5 +1,6 @@
-//! Partition upkeep and retention for `job_executions` and `job_logs`, and the
-//! leadership that runs them in one process at a time. See [`Maintenance`].
+//! Partition upkeep and retention for `job_executions` and `job_logs`, retention of
+//! settled failure notifications, and the leadership that runs them in one process at
+//! a time. See [`Maintenance`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -410,8 +411,7 @@ pub async fn drop_expired_partitions(
     now: DateTime<Utc>,
     retention_months: u32,
 ) -> Result<Vec<String>, MaintenanceError> {
-    let Ok(cutoff_month) = Month::of(now).checked()?.plus(-i64::from(retention_months)) else {
-        // The cutoff is before year 1: nothing can be older.
+    let Some(cutoff_month) = cutoff_month(now, retention_months)? else {
         return Ok(Vec::new());
     };
     let cutoff = cutoff_month.start()?;
@@ -466,6 +466,44 @@ pub async fn drop_expired_partitions(
     Ok(dropped)
 }
 
+/// The first month retention keeps: `retention_months` before the month of `now`;
+/// `None` if that is before year 1 (nothing can be older).
+fn cutoff_month(
+    now: DateTime<Utc>,
+    retention_months: u32,
+) -> Result<Option<Month>, MaintenanceError> {
+    Ok(Month::of(now)
+        .checked()?
+        .plus(-i64::from(retention_months))
+        .ok())
+}
+
+/// Deletes the settled failure notifications (sent, skipped or failed) that were
+/// settled before the retention cutoff of [`drop_expired_partitions`] (the start of the
+/// UTC month `retention_months` months before the month of `now`), and returns how
+/// many. Pending notifications are kept, however old: they are still owed.
+pub async fn delete_expired_notifications(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    retention_months: u32,
+) -> Result<u64, MaintenanceError> {
+    let Some(cutoff_month) = cutoff_month(now, retention_months)? else {
+        return Ok(0);
+    };
+    let cutoff = cutoff_month.start()?;
+    let deleted =
+        sqlx::query("DELETE FROM notifications WHERE status <> 'pending' AND finished_at < $1")
+            .bind(cutoff)
+            .execute(pool)
+            .await
+            .map_err(db_err("deleting expired notifications"))?
+            .rows_affected();
+    if deleted > 0 {
+        tracing::info!(deleted, %cutoff, "deleted expired notifications");
+    }
+    Ok(deleted)
+}
+
 async fn drop_partition(pool: &PgPool, name: &str) -> Result<(), MaintenanceError> {
     let doing = |what: &str| format!("dropping partition {name}: {what}");
     let mut tx = pool
@@ -495,7 +533,8 @@ pub struct MaintenanceConfig {
     /// How many months after the current one have their partitions ready (default 3).
     pub months_ahead: u32,
     /// How many whole months before the current one are kept (default `Some(12)`);
-    /// `None` keeps everything forever. See [`drop_expired_partitions`].
+    /// `None` keeps everything forever. See [`drop_expired_partitions`] and
+    /// [`delete_expired_notifications`].
     pub retention_months: Option<u32>,
     /// How often the leader runs a pass (default 1 hour). A failed pass is retried
     /// after [`MaintenanceConfig::retry_period`] instead.
@@ -530,10 +569,14 @@ pub struct MaintenanceReport {
     pub partitions: PartitionReport,
     /// The partitions [`drop_expired_partitions`] dropped (none without retention).
     pub dropped: Vec<String>,
+    /// How many settled notifications [`delete_expired_notifications`] deleted (none
+    /// without retention).
+    pub deleted_notifications: u64,
 }
 
-/// Partition upkeep and retention for `job_executions` and `job_logs`, and the
-/// leadership that runs them in one process at a time.
+/// Partition upkeep and retention for `job_executions` and `job_logs`, retention of
+/// settled failure notifications, and the leadership that runs them in one process at
+/// a time.
 ///
 /// Both tables are range-partitioned by month (`job_executions` on `created_at`,
 /// `job_logs` on `"timestamp"`), with one partition per UTC month named
@@ -551,6 +594,8 @@ pub struct MaintenanceReport {
 /// - [`drop_expired_partitions`] drops the monthly partitions that lie wholly before
 ///   the retention cutoff, and deletes the rows older than the cutoff from the
 ///   default partitions. The default partitions themselves are never dropped.
+/// - [`delete_expired_notifications`] deletes the failure notifications settled before
+///   the same cutoff; pending ones stay.
 /// - [`Maintenance::spawn`] runs both in the background: the process that holds the
 ///   session-level advisory lock [`MAINTENANCE_LOCK_KEY`] on a dedicated connection is
 ///   the leader and runs them at once and then every [`MaintenanceConfig::interval`];
@@ -574,20 +619,25 @@ pub struct Maintenance;
 
 impl Maintenance {
     /// Runs one pass now, whoever leads: [`ensure_partitions`], then
-    /// [`drop_expired_partitions`] if the configuration has a retention.
+    /// [`drop_expired_partitions`] and [`delete_expired_notifications`] if the
+    /// configuration has a retention.
     pub async fn run_once(
         pool: &PgPool,
         now: DateTime<Utc>,
         config: &MaintenanceConfig,
     ) -> Result<MaintenanceReport, MaintenanceError> {
         let partitions = ensure_partitions(pool, now, config.months_ahead).await?;
-        let dropped = match config.retention_months {
-            Some(months) => drop_expired_partitions(pool, now, months).await?,
-            None => Vec::new(),
+        let (dropped, deleted_notifications) = match config.retention_months {
+            Some(months) => (
+                drop_expired_partitions(pool, now, months).await?,
+                delete_expired_notifications(pool, now, months).await?,
+            ),
+            None => (Vec::new(), 0),
         };
         Ok(MaintenanceReport {
             partitions,
             dropped,
+            deleted_notifications,
         })
     }
 
@@ -797,6 +847,7 @@ impl Task {
                         tracing::info!(
                             created = report.partitions.created.len(),
                             dropped = report.dropped.len(),
+                            deleted_notifications = report.deleted_notifications,
                             "maintenance pass done"
                         );
                         self.passes.send_modify(|n| *n += 1);

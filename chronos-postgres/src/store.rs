@@ -17,21 +17,26 @@
 
 mod rows;
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chronos::model::{
-    Execution, ExecutionQuery, Job, JobQuery, JobSort, JobStats, JobStatus, LogEntry,
-    MAX_PAGE_SIZE, Page, SortOrder,
+    Execution, ExecutionQuery, ExecutionSummary, Job, JobCounts, JobQuery, JobSort, JobStats,
+    JobStatus, LogEntry, MAX_PAGE_SIZE, Notification, NotificationStatus, OwnerStats, Page,
+    SortOrder,
 };
 use chronos::store::{
-    ABANDONED, FinishExecution, JobStore, SkipReason, StartExecution, StartOutcome, StoreError,
+    ABANDONED, ClaimedNotification, FinishExecution, JobStore, NotificationOutcome,
+    SettleNotification, SkipReason, StartExecution, StartOutcome, StoreError,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use self::rows::{
-    bad_data, bind_execution, bind_job, col, db_instant, execution_columns, job_columns, to_i32,
+    aliased, bad_data, bind_execution, bind_job, col, db_instant, execution_columns, job_columns,
+    to_i32,
 };
 use crate::db::store_err;
 
@@ -53,7 +58,10 @@ use crate::db::store_err;
 ///   changes nothing.
 /// - [`JobStore::finish_execution`] is one statement (an implicit transaction): the
 ///   `UPDATE … WHERE status = 'running'` that fences off a worker that lost its lease,
-///   the insert of the next attempt, and the job's new status. When it changes the
+///   the insert of the next attempt, the job's new status, and the failure
+///   notifications (`INSERT … SELECT … FROM` the finished row, so only a finish that
+///   finished something records them, `ON CONFLICT DO NOTHING` against the unique index
+///   on occurrence and channel, which dedupes them). When it changes the
 ///   job's status it first locks the job, in a transaction, so it takes its locks in
 ///   the same order as `start_execution` (job, then executions) and the two cannot
 ///   deadlock.
@@ -69,6 +77,16 @@ use crate::db::store_err;
 ///   [`JobStore::finish_execution`] also check that the id is new.
 /// - [`JobStore::append_logs`] is one `INSERT … SELECT FROM UNNEST(…)`; an entry
 ///   already stored (same id and timestamp) is skipped, so a retried batch adds nothing.
+/// - The notification outbox is the table `notifications`. A notification row keeps
+///   its execution's `created_at`, the partition key, so reading the execution back
+///   touches one partition. [`JobStore::claim_notifications`] is one
+///   `UPDATE … FROM (SELECT … ORDER BY due_at, id LIMIT n FOR UPDATE SKIP LOCKED)`:
+///   concurrent dispatchers skip each other's rows instead of waiting, and a row another
+///   claim took meanwhile fails the re-check of `due_at <= now` and is left out.
+///   [`JobStore::settle_notification`] is one statement: the update fenced on `status`
+///   and `attempts`, and the log line inserted from its `RETURNING`, so only when it
+///   applied. A pending notification whose execution is gone (its partition dropped
+///   by retention) is neither claimed nor reported as due.
 ///
 /// Instants are stored with PostgreSQL's precision, the microsecond: an instant read
 /// back is the one written truncated to the microsecond.
@@ -93,6 +111,11 @@ impl PgStore {
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .is_some_and(|d| d.is_unique_violation())
+}
+
+/// The constraint `e` violates, if the server named one.
+fn constraint_of(e: &sqlx::Error) -> Option<&str> {
+    e.as_database_error().and_then(|d| d.constraint())
 }
 
 /// The `LIMIT` of a page: 1..=[`MAX_PAGE_SIZE`].
@@ -231,8 +254,25 @@ const START: &str = concat!(
 const LOCK_JOB_OF_EXECUTION: &str = "SELECT id FROM jobs \
      WHERE id = (SELECT job_id FROM job_executions WHERE id = $1 LIMIT 1) FOR NO KEY UPDATE";
 
+/// The columns of `notifications` a finish inserts.
+macro_rules! notification_columns {
+    () => {
+        "id, channel, job_id, user_id, execution_id, execution_created_at, scheduled_for, \
+         manual_run, status, attempts, due_at, last_error, created_at, finished_at"
+    };
+}
+
+/// The manual run of a notification's occurrence, `NULL` (a scheduled occurrence) as
+/// the nil UUID: the expression of the unique index `notifications_occurrence_channel_key`.
+macro_rules! no_manual_run {
+    () => {
+        "COALESCE(manual_run, '00000000-0000-0000-0000-000000000000'::uuid)"
+    };
+}
+
 /// `finish_execution`. `$1` execution, `$2` status, `$3` finished_at, `$4` output,
-/// `$5` error, `$6` the job's new status, `$7`…`$23` the next attempt (all `NULL` if none).
+/// `$5` error, `$6` the job's new status, `$7`…`$23` the next attempt (all `NULL` if none),
+/// `$24` and `$25` the ids and channels of the notifications to record (empty if none).
 const FINISH: &str = concat!(
     "WITH before AS (
         SELECT status FROM job_executions WHERE id = $1
@@ -261,6 +301,17 @@ const FINISH: &str = concat!(
         FROM done
         WHERE $6 IS NOT NULL AND j.id = done.job_id AND j.status <> 'deleted'
         RETURNING j.id
+    ),
+    notified AS (
+        INSERT INTO notifications (",
+    notification_columns!(),
+    ")
+        SELECT n.id, n.channel, d.job_id, d.user_id, d.id, d.created_at, d.scheduled_for,
+               d.manual_run, 'pending', 0, $3, NULL, $3, NULL
+        FROM done d CROSS JOIN UNNEST($24::uuid[], $25::text[]) AS n (id, channel)
+        ON CONFLICT (job_id, scheduled_for, ",
+    no_manual_run!(),
+    ", channel) DO NOTHING
     )
     SELECT (SELECT found FROM duplicate) AS duplicate,
            EXISTS (SELECT 1 FROM before WHERE status = 'running') AS was_running,
@@ -345,6 +396,40 @@ const JOB_STATS: &str = concat!(
     visible_job!()
 );
 
+/// `$1` owner: one row of job counts and execution totals over the owner's jobs that are
+/// not deleted (each job's executions read from its index).
+const OWNER_STATS: &str = "WITH owned AS (
+        SELECT id, status, job_type FROM jobs WHERE user_id = $1 AND status <> 'deleted'
+    )
+    SELECT j.*, x.* FROM (
+        SELECT count(*) AS jobs_total,
+               count(*) FILTER (WHERE status = 'active') AS jobs_active,
+               count(*) FILTER (WHERE status = 'paused') AS jobs_paused,
+               count(*) FILTER (WHERE status = 'completed') AS jobs_completed,
+               count(*) FILTER (WHERE status = 'failed') AS jobs_failed,
+               count(*) FILTER (WHERE job_type = 'one-time') AS jobs_one_time,
+               count(*) FILTER (WHERE job_type = 'recurring') AS jobs_recurring
+        FROM owned
+    ) AS j, (
+        SELECT count(*) AS runs_total,
+               count(*) FILTER (WHERE e.status = 'success') AS runs_successful,
+               count(*) FILTER (WHERE e.status IN ('failed', 'timeout')) AS runs_failed,
+               avg(e.duration_ms)::float8 AS runs_average_ms,
+               max(e.duration_ms) AS runs_max_ms,
+               min(e.duration_ms) AS runs_min_ms
+        FROM owned o JOIN job_executions e ON e.job_id = o.id
+    ) AS x";
+
+/// `$1` owner, `$2` limit: the newest `$2` executions of each of the owner's jobs that are
+/// not deleted (from the job's index, newest first), then the newest `$2` of those.
+const RECENT_EXECUTIONS: &str = "SELECT x.* FROM jobs j
+    CROSS JOIN LATERAL (
+        SELECT * FROM job_executions e WHERE e.job_id = j.id
+        ORDER BY e.created_at DESC, e.id DESC LIMIT $2
+    ) AS x
+    WHERE j.user_id = $1 AND j.status <> 'deleted'
+    ORDER BY x.created_at DESC, x.id DESC LIMIT $2";
+
 const APPEND_LOGS: &str = "INSERT INTO job_logs \
      (id, execution_id, job_id, user_id, level, message, metadata, \"timestamp\") \
      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
@@ -356,6 +441,78 @@ const LOGS: &str = "SELECT l.* FROM job_logs l \
      WHERE l.execution_id = $2 AND l.user_id = $1 AND EXISTS (\
          SELECT 1 FROM jobs j WHERE j.id = l.job_id AND j.user_id = $1 AND j.status <> 'deleted') \
      ORDER BY l.\"timestamp\", l.id";
+
+/// The pending notifications of `$1` (channels) whose execution is still stored
+/// (retention may have dropped its partition), as `n`.
+macro_rules! claimable {
+    () => {
+        "n.status = 'pending' AND n.channel = ANY($1) AND EXISTS (
+            SELECT 1 FROM job_executions e
+            WHERE e.id = n.execution_id AND e.created_at = n.execution_created_at)"
+    };
+}
+
+/// `claim_notifications`: `$1` channels, `$2` now, `$3` lease_until, `$4` limit. The
+/// rows are picked and locked by the first step (`SKIP LOCKED`: rows another claim has
+/// locked are passed over; a row another claim took and committed after this statement
+/// began is re-checked under its new `due_at` and left out), then claimed. The result is
+/// in claim order (earliest due first; `due_at` is the lease afterwards, so the old one
+/// is carried along), each row with its job (whatever its status) and its execution,
+/// their columns prefixed with `j_` and `e_`.
+static CLAIM_NOTIFICATIONS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH due AS (
+            SELECT n.id, n.due_at FROM notifications n
+            WHERE {claimable} AND n.due_at <= $2
+            ORDER BY n.due_at, n.id
+            LIMIT $4
+            FOR UPDATE OF n SKIP LOCKED
+        ),
+        claimed AS (
+            UPDATE notifications n SET attempts = n.attempts + 1, due_at = $3
+            FROM due WHERE n.id = due.id
+            RETURNING n.*, due.due_at AS claimed_due_at
+        )
+        SELECT c.*, {job}, {execution}
+        FROM claimed c
+        JOIN jobs j ON j.id = c.job_id
+        JOIN job_executions e ON e.id = c.execution_id AND e.created_at = c.execution_created_at
+        ORDER BY c.claimed_due_at, c.id",
+        claimable = claimable!(),
+        job = aliased(job_columns!(), "j", "j_"),
+        execution = aliased(execution_columns!(), "e", "e_"),
+    )
+});
+
+/// `settle_notification`: the outcome, fenced on the claimed attempt, and the log line
+/// only if the outcome was recorded. `$1` id, `$2` attempt, `$3` status, `$4` the new
+/// `due_at` (`NULL`: unchanged), `$5` the new `last_error` (`NULL`: unchanged), `$6`
+/// `finished_at`, `$7`…`$14` the log entry.
+const SETTLE_NOTIFICATION: &str = "WITH settled AS (
+        UPDATE notifications
+        SET status = $3, due_at = COALESCE($4, due_at), last_error = COALESCE($5, last_error),
+            finished_at = $6
+        WHERE id = $1 AND status = 'pending' AND attempts = $2
+        RETURNING id
+    ),
+    logged AS (
+        INSERT INTO job_logs
+            (id, execution_id, job_id, user_id, level, message, metadata, \"timestamp\")
+        SELECT $7, $8, $9, $10, $11, $12, $13, $14 FROM settled
+        ON CONFLICT DO NOTHING
+    )
+    SELECT EXISTS (SELECT 1 FROM settled)";
+
+/// `next_notification_due`: `$1` channels.
+const NEXT_NOTIFICATION_DUE: &str = concat!(
+    "SELECT n.due_at FROM notifications n WHERE ",
+    claimable!(),
+    " ORDER BY n.due_at, n.id LIMIT 1"
+);
+
+/// `notifications`: `$1` execution. Channels in byte order, as Rust compares strings.
+const NOTIFICATIONS: &str =
+    "SELECT * FROM notifications WHERE execution_id = $1 ORDER BY channel COLLATE \"C\", id";
 
 /// The `ORDER BY` list of a job list, columns prefixed with `t` (`""` or `"j."`).
 fn job_order(sort: JobSort, order: SortOrder, t: &str) -> String {
@@ -728,6 +885,12 @@ impl JobStore for PgStore {
                 .bind(None::<Uuid>)
                 .bind(None::<DateTime<Utc>>),
         };
+        let (ids, channels): (Vec<Uuid>, Vec<&str>) = finish
+            .notifications
+            .iter()
+            .map(|n| (n.id, n.channel.as_str()))
+            .unzip();
+        let q = q.bind(ids).bind(channels);
         let result = if finish.job_status.is_some() {
             // Lock the job before the execution, as start_execution does.
             let mut tx = self
@@ -754,6 +917,14 @@ impl JobStore for PgStore {
         };
         let row = match result {
             Ok(row) => row,
+            Err(e) if constraint_of(&e) == Some("notifications_pkey") => {
+                // A notification id recorded before (for another occurrence, or the same
+                // occurrence and channel would have been skipped).
+                return Err(store_err(
+                    &format!("{}: a notification id is taken", doing()),
+                    e,
+                ));
+            }
             Err(e) if is_unique_violation(&e) => return Err(duplicate()),
             Err(e) => return Err(store_err(&doing(), e)),
         };
@@ -848,6 +1019,58 @@ impl JobStore for PgStore {
         })
     }
 
+    async fn owner_stats(&self, owner: Uuid) -> Result<OwnerStats, StoreError> {
+        let row = sqlx::query(OWNER_STATS)
+            .bind(owner)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| store_err(&format!("computing the statistics of owner {owner}"), e))?;
+        let count = |name: &str| -> Result<u64, StoreError> {
+            let n: i64 = col(&row, name)?;
+            u64::try_from(n).map_err(|_| bad_data(format!("a negative count {n}")))
+        };
+        let ms = |name: &str| -> Result<Option<u64>, StoreError> {
+            col::<Option<i64>>(&row, name)?
+                .map(|n| u64::try_from(n).map_err(|_| bad_data(format!("a negative duration {n}"))))
+                .transpose()
+        };
+        Ok(OwnerStats {
+            jobs: JobCounts {
+                total: count("jobs_total")?,
+                active: count("jobs_active")?,
+                paused: count("jobs_paused")?,
+                completed: count("jobs_completed")?,
+                failed: count("jobs_failed")?,
+                one_time: count("jobs_one_time")?,
+                recurring: count("jobs_recurring")?,
+            },
+            executions: ExecutionSummary {
+                total: count("runs_total")?,
+                successful: count("runs_successful")?,
+                failed: count("runs_failed")?,
+                average_duration_ms: col(&row, "runs_average_ms")?,
+                max_duration_ms: ms("runs_max_ms")?,
+                min_duration_ms: ms("runs_min_ms")?,
+            },
+        })
+    }
+
+    async fn recent_executions(
+        &self,
+        owner: Uuid,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        sqlx::query(RECENT_EXECUTIONS)
+            .bind(owner)
+            .bind(sql_limit(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_err(&format!("listing recent executions of owner {owner}"), e))?
+            .iter()
+            .map(rows::execution)
+            .collect()
+    }
+
     async fn append_logs(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
@@ -899,6 +1122,102 @@ impl JobStore for PgStore {
             .map_err(|e| store_err(&format!("reading the log of execution {execution_id}"), e))?
             .iter()
             .map(rows::log_entry)
+            .collect()
+    }
+
+    async fn claim_notifications(
+        &self,
+        channels: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ClaimedNotification>, StoreError> {
+        if channels.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Built once from the fixed column lists; nothing comes from input.
+        sqlx::query(AssertSqlSafe(CLAIM_NOTIFICATIONS.as_str()))
+            .bind(channels)
+            .bind(now)
+            .bind(lease_until)
+            .bind(sql_limit(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_err("claiming notifications", e))?
+            .iter()
+            .map(|row| {
+                Ok(ClaimedNotification {
+                    notification: rows::notification(row)?,
+                    job: rows::job_prefixed(row, "j_")?,
+                    execution: rows::execution_prefixed(row, "e_")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn settle_notification(&self, settle: &SettleNotification) -> Result<bool, StoreError> {
+        // As `SettleNotification::apply` changes the claimed row.
+        let (status, due_at, last_error) = match &settle.outcome {
+            NotificationOutcome::Sent => (NotificationStatus::Sent, None, None),
+            NotificationOutcome::Skipped { reason } => {
+                (NotificationStatus::Skipped, None, Some(reason.as_str()))
+            }
+            NotificationOutcome::Failed { error } => {
+                (NotificationStatus::Failed, None, Some(error.as_str()))
+            }
+            NotificationOutcome::Retry { at, error } => {
+                (NotificationStatus::Pending, Some(*at), Some(error.as_str()))
+            }
+        };
+        let finished_at = (status != NotificationStatus::Pending).then_some(settle.at);
+        let log = &settle.log;
+        sqlx::query_scalar(SETTLE_NOTIFICATION)
+            .bind(settle.id)
+            .bind(to_i32("attempt", settle.attempt)?)
+            .bind(status.as_str())
+            .bind(due_at)
+            .bind(last_error)
+            .bind(finished_at)
+            .bind(log.id)
+            .bind(log.execution_id)
+            .bind(log.job_id)
+            .bind(log.owner)
+            .bind(log.level.as_str())
+            .bind(log.message.as_str())
+            .bind(&log.metadata)
+            .bind(log.timestamp)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| store_err(&format!("settling notification {}", settle.id), e))
+    }
+
+    async fn next_notification_due(
+        &self,
+        channels: &[String],
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if channels.is_empty() {
+            return Ok(None);
+        }
+        sqlx::query_scalar(NEXT_NOTIFICATION_DUE)
+            .bind(channels)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_err("reading when the next notification is due", e))
+    }
+
+    async fn notifications(&self, execution_id: Uuid) -> Result<Vec<Notification>, StoreError> {
+        sqlx::query(NOTIFICATIONS)
+            .bind(execution_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| {
+                store_err(
+                    &format!("reading the notifications of execution {execution_id}"),
+                    e,
+                )
+            })?
+            .iter()
+            .map(rows::notification)
             .collect()
     }
 }

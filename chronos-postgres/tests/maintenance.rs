@@ -11,7 +11,7 @@ use chronos::testkit::run;
 use chronos_postgres::testing::TestDb;
 use chronos_postgres::{
     MAINTENANCE_LOCK_KEY, Maintenance, MaintenanceConfig, MaintenanceError, MaintenanceHandle,
-    PgPool, connect_with, drop_expired_partitions, ensure_partitions,
+    PgPool, connect_with, delete_expired_notifications, drop_expired_partitions, ensure_partitions,
 };
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
@@ -658,6 +658,154 @@ fn retention_drops_old_partitions_and_keeps_recent_ones() {
         }
         assert!(exists("job_executions", archived).await);
         assert!(!exists("job_executions", future_in_default).await);
+    });
+}
+
+/// A failure notification of `execution` (created at `execution_created_at`) with this
+/// status, recorded at `created_at` and, unless pending, settled at `finished_at`.
+async fn insert_notification(
+    pool: &PgPool,
+    job: Uuid,
+    (execution, execution_created_at): (Uuid, DateTime<Utc>),
+    status: &str,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO notifications (id, channel, job_id, user_id, execution_id, \
+                                    execution_created_at, scheduled_for, status, attempts, \
+                                    due_at, created_at, finished_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, 1, $8, $8, $9)",
+    )
+    .bind(id)
+    .bind(format!("channel-{id}"))
+    .bind(job)
+    .bind(Uuid::nil())
+    .bind(execution)
+    .bind(execution_created_at)
+    .bind(status)
+    .bind(created_at)
+    .bind(finished_at)
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+/// Settled notifications go once settled before the retention cutoff, with the pass
+/// that drops the partitions; pending ones stay however old, and so do recent ones.
+#[test]
+fn retention_deletes_settled_notifications_and_keeps_pending_ones() {
+    run(async {
+        let db = TestDb::create().await;
+        let pool = &db.pool;
+        let job = insert_job(pool).await;
+        let old_at = t("2024-02-10T00:00:00Z");
+        let old = (insert_execution(pool, job, old_at).await, old_at);
+        let recent_at = t("2025-05-01T00:00:00Z");
+        let recent = (insert_execution(pool, job, recent_at).await, recent_at);
+        let settled_at = |s| Some(t(s));
+
+        let sent = insert_notification(
+            pool,
+            job,
+            old,
+            "sent",
+            old_at,
+            settled_at("2024-02-10T00:01:00Z"),
+        )
+        .await;
+        let skipped = insert_notification(
+            pool,
+            job,
+            old,
+            "skipped",
+            old_at,
+            settled_at("2024-05-31T23:59:59Z"),
+        )
+        .await;
+        let failed = insert_notification(
+            pool,
+            job,
+            old,
+            "failed",
+            old_at,
+            settled_at("2024-03-01T00:00:00Z"),
+        )
+        .await;
+        // Settled on the cutoff itself, months after its execution: kept.
+        let late = insert_notification(
+            pool,
+            job,
+            old,
+            "failed",
+            old_at,
+            settled_at("2024-06-01T00:00:00Z"),
+        )
+        .await;
+        let owed = insert_notification(pool, job, old, "pending", old_at, None).await;
+        let fresh = insert_notification(
+            pool,
+            job,
+            recent,
+            "sent",
+            recent_at,
+            settled_at("2025-05-01T00:00:05Z"),
+        )
+        .await;
+        let ids = || async {
+            let mut ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM notifications")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            ids.sort();
+            ids
+        };
+        let sorted = |mut v: Vec<Uuid>| {
+            v.sort();
+            v
+        };
+
+        // Without retention, a pass deletes nothing.
+        let now = t("2025-06-15T00:00:00Z");
+        let keep_forever = MaintenanceConfig {
+            retention_months: None,
+            months_ahead: 0,
+            ..MaintenanceConfig::default()
+        };
+        let report = Maintenance::run_once(pool, now, &keep_forever)
+            .await
+            .unwrap();
+        assert_eq!(report.deleted_notifications, 0);
+        assert_eq!(ids().await.len(), 6);
+
+        // On 2025-06-15 with 12 months: the cutoff is 2024-06-01.
+        let config = MaintenanceConfig {
+            retention_months: Some(12),
+            months_ahead: 0,
+            ..MaintenanceConfig::default()
+        };
+        let report = Maintenance::run_once(pool, now, &config).await.unwrap();
+        assert_eq!(report.deleted_notifications, 3);
+        assert_eq!(
+            ids().await,
+            sorted(vec![late, owed, fresh]),
+            "gone: {:?}",
+            [sent, skipped, failed]
+        );
+        assert_eq!(
+            delete_expired_notifications(pool, now, 12).await.unwrap(),
+            0
+        );
+
+        // Years later with retention 0, everything settled goes; the pending one stays.
+        let later = t("2031-01-01T00:00:00Z");
+        assert_eq!(
+            delete_expired_notifications(pool, later, 0).await.unwrap(),
+            2
+        );
+        assert_eq!(ids().await, vec![owed]);
     });
 }
 

@@ -10,7 +10,7 @@ use chronos_postgres::{PgPool, connect_with, migrate};
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::Barrier;
 
-/// Every relation migration 0001 creates, with its `pg_class.relkind`: r table,
+/// Every relation the migrations create, with its `pg_class.relkind`: r table,
 /// p partitioned table, i index, I partitioned index, v view, S sequence.
 const EXPECTED: &[(&str, &str)] = &[
     ("users", "r"),
@@ -44,6 +44,13 @@ const EXPECTED: &[(&str, &str)] = &[
     ("queue_lease_token_seq", "S"),
     ("jobs_due_for_execution", "v"),
     ("job_execution_stats", "v"),
+    // 0002
+    ("notifications", "r"),
+    ("notifications_pkey", "i"),
+    ("notifications_occurrence_channel_key", "i"),
+    ("notifications_due_idx", "i"),
+    ("notifications_execution_idx", "i"),
+    ("notifications_settled_idx", "i"),
 ];
 
 /// The versions of the migration files shipped with the crate.

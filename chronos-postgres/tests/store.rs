@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chronos::model::{
-    Execution, ExecutionStatus, Job, JobQuery, JobSort, JobStatus, OccurrenceKey, SortOrder,
+    Execution, ExecutionStatus, Job, JobQuery, JobSort, JobStatus, NotificationStatus,
+    OccurrenceKey, SortOrder,
 };
 use chronos::store::{
-    ABANDONED, Advance, FinishExecution, JobStore, SkipReason, StartExecution, StartOutcome,
-    StoreError,
+    ABANDONED, Advance, FinishExecution, JobStore, NewNotification, NotificationOutcome,
+    SettleNotification, SkipReason, StartExecution, StartOutcome, StoreError,
 };
 use chronos::testkit::{at, execution, job, log_entry, recurring_job, run};
 use chronos_postgres::PgStore;
@@ -43,6 +44,7 @@ fn finish_req(id: Uuid, status: ExecutionStatus, finished_at: DateTime<Utc>) -> 
         error: None,
         next_attempt: None,
         job_status: None,
+        notifications: Vec::new(),
     }
 }
 
@@ -344,6 +346,34 @@ fn check_constraints_reject_invalid_rows() {
                 "execution with {what}: {err}"
             );
         }
+
+        let notifications = [
+            ("an unknown status", "'lost', 0, NULL"),
+            ("a negative attempt count", "'pending', -1, NULL"),
+            ("a pending row with a finished_at", "'pending', 1, now()"),
+            ("a settled row without a finished_at", "'sent', 1, NULL"),
+        ];
+        for (what, values) in notifications {
+            let sql = format!(
+                "INSERT INTO notifications (id, channel, job_id, user_id, execution_id, \
+                 execution_created_at, scheduled_for, due_at, status, attempts, finished_at) \
+                 VALUES (gen_random_uuid(), 'email', '{}', '{}', gen_random_uuid(), now(), \
+                 now(), now(), {values})",
+                j.id, j.owner
+            );
+            let err = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&db.pool)
+                .await
+                .expect_err(what);
+            let code = err
+                .as_database_error()
+                .and_then(|d| d.code().map(|c| c.into_owned()));
+            assert_eq!(
+                code.as_deref(),
+                Some("23514"),
+                "notification with {what}: {err}"
+            );
+        }
     });
 }
 
@@ -504,5 +534,257 @@ fn append_logs_batches_and_is_idempotent() {
         store.append_logs(&batch).await.expect("append again");
         batch.sort_by_key(|l| (l.timestamp, l.id));
         assert_eq!(store.logs(j.owner, e.id).await.expect("logs"), batch);
+    });
+}
+
+/// Runs `job`'s occurrence at `at(0)` and fails it for good at `failed_at`, recording a
+/// notification on `email`. Returns the failed execution.
+async fn fail_for_good(store: &PgStore, job: &Job, failed_at: DateTime<Utc>) -> Execution {
+    let StartOutcome::Started { execution: x, .. } = store
+        .start_execution(&claim(job, at(0), None))
+        .await
+        .expect("start_execution")
+    else {
+        panic!("the claim starts");
+    };
+    let finish = FinishExecution {
+        error: Some("boom".to_owned()),
+        job_status: Some(JobStatus::Failed),
+        notifications: vec![NewNotification {
+            id: Uuid::now_v7(),
+            channel: "email".to_owned(),
+        }],
+        ..finish_req(x.id, ExecutionStatus::Failed, failed_at)
+    };
+    store
+        .finish_execution(&finish)
+        .await
+        .expect("finish_execution")
+        .expect("the attempt was running")
+}
+
+/// Two dispatcher processes (a pool each), eight claims at once in each, limit 10,
+/// until the outbox is drained: every notification is claimed exactly once per lease,
+/// each batch earliest due first. Once the leases lapse, every one is claimed exactly
+/// once more, as its second attempt.
+#[test]
+fn concurrent_claimers_take_each_notification_once_per_lease() {
+    run(async {
+        const N: usize = 200;
+        let (db, a) = setup().await;
+        let second = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(10)
+            .connect_with(db.options.clone())
+            .await
+            .expect("second pool");
+        let b = PgStore::new(second);
+        let owner = Uuid::new_v4();
+        for i in 0..N {
+            let j = job(owner, &format!("job {i}"));
+            a.insert_job(&j).await.expect("insert");
+            // Due at 0..50 s: ties on due_at are broken by id.
+            let due = i64::try_from(i % 50).expect("small");
+            fail_for_good(&a, &j, at(due)).await;
+        }
+        let email = vec!["email".to_owned()];
+
+        let rounds = [
+            (at(100), at(1000), None),
+            (at(1000), at(2000), Some(at(1000))),
+        ];
+        for (round, (now, lease_until, lapsed)) in rounds.into_iter().enumerate() {
+            let tasks: Vec<_> = [&a, &b]
+                .into_iter()
+                .flat_map(|store| std::iter::repeat_n(store, 8))
+                .map(|store| {
+                    let store = store.clone();
+                    let email = email.clone();
+                    tokio::spawn(async move {
+                        let mut mine = Vec::new();
+                        loop {
+                            let batch = store
+                                .claim_notifications(&email, now, lease_until, 10)
+                                .await
+                                .expect("claim_notifications");
+                            if batch.is_empty() {
+                                return mine;
+                            }
+                            assert!(batch.len() <= 10);
+                            // Due when claimed (at the failure, or when the first
+                            // lease ended), then by id.
+                            let due: Vec<_> = batch
+                                .iter()
+                                .map(|c| {
+                                    let failed = c.execution.finished_at.expect("finished");
+                                    (lapsed.unwrap_or(failed), c.notification.id)
+                                })
+                                .collect();
+                            assert!(due.is_sorted(), "earliest due first: {due:?}");
+                            mine.extend(batch);
+                        }
+                    })
+                })
+                .collect();
+            let mut claimed = Vec::new();
+            for task in tasks {
+                claimed.extend(task.await.expect("join"));
+            }
+            let attempt = u32::try_from(round).expect("small") + 1;
+            assert!(claimed.iter().all(|c| c.notification.attempts == attempt
+                && c.notification.due_at == lease_until
+                && c.notification.status == NotificationStatus::Pending
+                && c.execution.id == c.notification.execution_id
+                && c.job.id == c.notification.job_id));
+            let mut ids: Vec<Uuid> = claimed.iter().map(|c| c.notification.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(
+                (claimed.len(), ids.len()),
+                (N, N),
+                "round {round}: each notification claimed exactly once"
+            );
+            assert_eq!(
+                a.next_notification_due(&email)
+                    .await
+                    .expect("next_notification_due"),
+                Some(lease_until),
+                "all claimed until the lease ends"
+            );
+        }
+    });
+}
+
+/// A dispatcher whose claim lapsed and was taken over cannot settle: its outcome and
+/// its log line are refused, and the one that holds the claim now settles it.
+#[test]
+fn a_settle_after_the_claim_was_taken_over_is_refused() {
+    run(async {
+        let (_db, store) = setup().await;
+        let j = job(Uuid::new_v4(), "once");
+        store.insert_job(&j).await.expect("insert");
+        let x = fail_for_good(&store, &j, at(5)).await;
+        let email = vec!["email".to_owned()];
+        let first = store
+            .claim_notifications(&email, at(10), at(20), 10)
+            .await
+            .expect("claim");
+        assert_eq!(first.len(), 1);
+        // The first dispatcher stalls past its lease; another takes the notification.
+        let second = store
+            .claim_notifications(&email, at(20), at(50), 10)
+            .await
+            .expect("claim again");
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].notification.attempts, 2);
+
+        let settle = |attempt: u32, t: i64, message: &str| SettleNotification {
+            id: first[0].notification.id,
+            attempt,
+            outcome: NotificationOutcome::Sent,
+            at: at(t),
+            log: log_entry(&x, at(t), message),
+        };
+        assert!(
+            !store
+                .settle_notification(&settle(1, 21, "sent by the first"))
+                .await
+                .expect("settle"),
+            "the lapsed claim is refused"
+        );
+        let notes = store.notifications(x.id).await.expect("notifications");
+        assert_eq!(
+            (notes[0].status, notes[0].attempts, notes[0].due_at),
+            (NotificationStatus::Pending, 2, at(50)),
+            "nothing changed"
+        );
+        assert_eq!(
+            store.logs(j.owner, x.id).await.expect("logs"),
+            Vec::new(),
+            "no log line"
+        );
+
+        assert!(
+            store
+                .settle_notification(&settle(2, 22, "sent by the second"))
+                .await
+                .expect("settle")
+        );
+        let notes = store.notifications(x.id).await.expect("notifications");
+        assert_eq!(
+            (notes[0].status, notes[0].finished_at),
+            (NotificationStatus::Sent, Some(at(22)))
+        );
+        let lines: Vec<String> = store
+            .logs(j.owner, x.id)
+            .await
+            .expect("logs")
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
+        assert_eq!(lines, ["sent by the second"]);
+        // Settled: never claimed again.
+        assert!(
+            store
+                .claim_notifications(&email, at(100), at(200), 10)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+    });
+}
+
+/// Outbox rows the model cannot hold, written behind the store's back, are backend
+/// errors, not panics: a status no version writes, and a claimed notification whose
+/// job has a time zone that is not an IANA name.
+#[test]
+fn bad_data_in_the_outbox_is_a_backend_error() {
+    run(async {
+        let (db, store) = setup().await;
+        let lost = job(Uuid::new_v4(), "lost");
+        store.insert_job(&lost).await.expect("insert");
+        let x = fail_for_good(&store, &lost, at(5)).await;
+        let n = store
+            .notifications(x.id)
+            .await
+            .expect("notifications")
+            .remove(0);
+        sqlx::query(
+            "ALTER TABLE notifications DROP CONSTRAINT notifications_status_check, \
+             DROP CONSTRAINT notifications_finished_when_settled",
+        )
+        .execute(&db.pool)
+        .await
+        .expect("drop the checks");
+        sqlx::query("UPDATE notifications SET status = 'lost' WHERE id = $1")
+            .bind(n.id)
+            .execute(&db.pool)
+            .await
+            .expect("raw update");
+        match store.notifications(x.id).await {
+            Err(StoreError::Backend { message, .. }) => assert!(
+                message.contains("lost") && message.contains(&n.id.to_string()),
+                "{message}"
+            ),
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+
+        let zoned = job(Uuid::new_v4(), "zoned");
+        store.insert_job(&zoned).await.expect("insert");
+        fail_for_good(&store, &zoned, at(6)).await;
+        sqlx::query("UPDATE jobs SET timezone = 'Mars/Olympus' WHERE id = $1")
+            .bind(zoned.id)
+            .execute(&db.pool)
+            .await
+            .expect("raw update");
+        match store
+            .claim_notifications(&["email".to_owned()], at(10), at(20), 10)
+            .await
+        {
+            Err(StoreError::Backend { message, .. }) => assert!(
+                message.contains("Mars/Olympus") && message.contains(&zoned.id.to_string()),
+                "{message}"
+            ),
+            other => panic!("expected a backend error, got {other:?}"),
+        }
     });
 }

@@ -3,8 +3,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use chronos::model::{Execution, ExecutionQuery, Job, JobQuery, JobStats, LogEntry, Page};
-use chronos::store::{FinishExecution, JobStore, StartExecution, StartOutcome, StoreError};
+use chronos::model::{
+    Execution, ExecutionQuery, Job, JobQuery, JobStats, LogEntry, Notification, OwnerStats, Page,
+};
+use chronos::store::{
+    ClaimedNotification, FinishExecution, JobStore, SettleNotification, StartExecution,
+    StartOutcome, StoreError,
+};
 use chronos_postgres::PgStore;
 use chronos_postgres::testing::TestDb;
 use uuid::Uuid;
@@ -106,12 +111,51 @@ impl JobStore for TestStore {
         self.store.job_stats(owner, job_id).await
     }
 
+    async fn owner_stats(&self, owner: Uuid) -> Result<OwnerStats, StoreError> {
+        self.store.owner_stats(owner).await
+    }
+
+    async fn recent_executions(
+        &self,
+        owner: Uuid,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        self.store.recent_executions(owner, limit).await
+    }
+
     async fn append_logs(&self, entries: &[LogEntry]) -> Result<(), StoreError> {
         self.store.append_logs(entries).await
     }
 
     async fn logs(&self, owner: Uuid, execution_id: Uuid) -> Result<Vec<LogEntry>, StoreError> {
         self.store.logs(owner, execution_id).await
+    }
+
+    async fn claim_notifications(
+        &self,
+        channels: &[String],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ClaimedNotification>, StoreError> {
+        self.store
+            .claim_notifications(channels, now, lease_until, limit)
+            .await
+    }
+
+    async fn settle_notification(&self, settle: &SettleNotification) -> Result<bool, StoreError> {
+        self.store.settle_notification(settle).await
+    }
+
+    async fn next_notification_due(
+        &self,
+        channels: &[String],
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.store.next_notification_due(channels).await
+    }
+
+    async fn notifications(&self, execution_id: Uuid) -> Result<Vec<Notification>, StoreError> {
+        self.store.notifications(execution_id).await
     }
 }
 

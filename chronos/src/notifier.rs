@@ -140,5 +140,11 @@ pub trait Notifier: Send + Sync + 'static {
     fn channel(&self) -> &str;
 
     /// Tells the job's owner that the occurrence failed for good.
+    ///
+    /// The dispatcher drops the future after [`NotifyPolicy::timeout`](crate::NotifyPolicy::timeout)
+    /// (30 s by default) and counts the attempt as a retryable failure, so a channel
+    /// should give up on its own a little earlier (and must tolerate cancellation).
+    /// Time stamps a channel puts on the wire (a webhook signature's) come from the
+    /// system clock, not the engine's: they are for the receiver's replay checks.
     async fn job_failed(&self, failure: &Failure) -> Result<Delivery, NotifyError>;
 }

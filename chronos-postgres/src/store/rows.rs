@@ -6,7 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use chronos::model::{
-    Execution, ExecutionStatus, Job, JobStatus, LogEntry, LogLevel, MissedPolicy, Schedule,
+    Execution, ExecutionStatus, Job, JobStatus, LogEntry, LogLevel, MissedPolicy, Notification,
+    NotificationStatus, Schedule,
 };
 use chronos::store::StoreError;
 use sqlx::postgres::{PgArguments, PgRow};
@@ -34,6 +35,39 @@ where
 {
     row.try_get(name)
         .map_err(|e| store_err(&format!("reading column {name}"), e))
+}
+
+/// The columns of a row whose names carry a prefix (`""` for none): a statement that
+/// returns a job and an execution side by side aliases them apart (`j_id`, `e_id`).
+#[derive(Clone, Copy)]
+struct Cols<'r> {
+    row: &'r PgRow,
+    prefix: &'static str,
+}
+
+impl<'r> Cols<'r> {
+    fn get<T>(self, name: &str) -> Result<T, StoreError>
+    where
+        T: Decode<'r, Postgres> + Type<Postgres>,
+    {
+        if self.prefix.is_empty() {
+            col(self.row, name)
+        } else {
+            col(self.row, &format!("{}{name}", self.prefix))
+        }
+    }
+}
+
+/// `columns` (a list such as `job_columns!()`) as `{table}.{column} AS {prefix}{column}`,
+/// for a select list that holds several tables' rows side by side (read them with
+/// [`job_prefixed`] and [`execution_prefixed`]).
+pub(super) fn aliased(columns: &str, table: &str, prefix: &str) -> String {
+    columns
+        .split(',')
+        .map(str::trim)
+        .map(|c| format!("{table}.{c} AS {prefix}{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The instant as PostgreSQL stores it: truncated to the microsecond.
@@ -109,56 +143,64 @@ pub(super) use job_columns;
 
 /// A job from a row of `jobs` (read by column name).
 pub(super) fn job(row: &PgRow) -> Result<Job, StoreError> {
-    let id: Uuid = col(row, "id")?;
-    let schedule = match col::<&str>(row, "schedule_type")? {
+    job_prefixed(row, "")
+}
+
+/// A job from columns named `{prefix}{column}` (see [`aliased`]).
+pub(super) fn job_prefixed(row: &PgRow, prefix: &'static str) -> Result<Job, StoreError> {
+    let row = Cols { row, prefix };
+    let id: Uuid = row.get("id")?;
+    let schedule = match row.get::<&str>("schedule_type")? {
         "immediate" => Schedule::Immediate,
         "scheduled" => Schedule::Scheduled {
-            at: col::<Option<DateTime<Utc>>>(row, "scheduled_time")?
+            at: row
+                .get::<Option<DateTime<Utc>>>("scheduled_time")?
                 .ok_or_else(|| bad_data(format!("scheduled job {id} has no scheduled_time")))?,
         },
         "cron" => Schedule::Cron {
-            expression: col::<Option<String>>(row, "cron_expression")?
+            expression: row
+                .get::<Option<String>>("cron_expression")?
                 .ok_or_else(|| bad_data(format!("cron job {id} has no cron_expression")))?,
         },
         other => return Err(bad_data(format!("job {id} has schedule_type {other:?}"))),
     };
-    let tz: &str = col(row, "timezone")?;
+    let tz: &str = row.get("timezone")?;
     let timezone: Tz = tz.parse().map_err(|_| {
         bad_data(format!(
             "job {id} has time zone {tz:?}, which is not an IANA name"
         ))
     })?;
-    let policy: &str = col(row, "missed_policy")?;
+    let policy: &str = row.get("missed_policy")?;
     let missed_policy = MissedPolicy::parse(policy)
         .ok_or_else(|| bad_data(format!("job {id} has missed_policy {policy:?}")))?;
-    let status: &str = col(row, "status")?;
+    let status: &str = row.get("status")?;
     let status = JobStatus::parse(status)
         .ok_or_else(|| bad_data(format!("job {id} has status {status:?}")))?;
     let ms = |name: &str| -> Result<Duration, StoreError> {
-        Ok(Duration::from_millis(from_i64(name, id, col(row, name)?)?))
+        Ok(Duration::from_millis(from_i64(name, id, row.get(name)?)?))
     };
     Ok(Job {
         id,
-        owner: col(row, "user_id")?,
-        name: col(row, "name")?,
-        description: col(row, "description")?,
+        owner: row.get("user_id")?,
+        name: row.get("name")?,
+        description: row.get("description")?,
         schedule,
         timezone,
-        handler: col(row, "handler")?,
-        payload: col(row, "payload")?,
+        handler: row.get("handler")?,
+        payload: row.get("payload")?,
         timeout: ms("timeout_ms")?,
-        max_retries: from_i32("max_retries", id, col(row, "max_retries")?)?,
+        max_retries: from_i32("max_retries", id, row.get("max_retries")?)?,
         retry_backoff: ms("retry_backoff_ms")?,
         missed_policy,
         status,
-        next_run: col(row, "next_run")?,
-        last_executed_at: col(row, "last_executed_at")?,
-        retry_count: from_i32("retry_count", id, col(row, "retry_count")?)?,
-        paused_at: col(row, "paused_at")?,
-        resumed_at: col(row, "resumed_at")?,
-        created_at: col(row, "created_at")?,
-        updated_at: col(row, "updated_at")?,
-        revision: from_i64("revision", id, col(row, "revision")?)?,
+        next_run: row.get("next_run")?,
+        last_executed_at: row.get("last_executed_at")?,
+        retry_count: from_i32("retry_count", id, row.get("retry_count")?)?,
+        paused_at: row.get("paused_at")?,
+        resumed_at: row.get("resumed_at")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+        revision: from_i64("revision", id, row.get("revision")?)?,
     })
 }
 
@@ -200,30 +242,40 @@ pub(super) use execution_columns;
 
 /// An execution from a row of `job_executions` (read by column name).
 pub(super) fn execution(row: &PgRow) -> Result<Execution, StoreError> {
-    let id: Uuid = col(row, "id")?;
-    let status: &str = col(row, "status")?;
+    execution_prefixed(row, "")
+}
+
+/// An execution from columns named `{prefix}{column}` (see [`aliased`]).
+pub(super) fn execution_prefixed(
+    row: &PgRow,
+    prefix: &'static str,
+) -> Result<Execution, StoreError> {
+    let row = Cols { row, prefix };
+    let id: Uuid = row.get("id")?;
+    let status: &str = row.get("status")?;
     let status = ExecutionStatus::parse(status)
         .ok_or_else(|| bad_data(format!("execution {id} has status {status:?}")))?;
     Ok(Execution {
         id,
-        job_id: col(row, "job_id")?,
-        owner: col(row, "user_id")?,
-        job_name: col(row, "job_name")?,
-        scheduled_for: col(row, "scheduled_for")?,
-        due_at: col(row, "due_at")?,
-        attempt: from_i32("retry_attempt", id, col(row, "retry_attempt")?)?,
+        job_id: row.get("job_id")?,
+        owner: row.get("user_id")?,
+        job_name: row.get("job_name")?,
+        scheduled_for: row.get("scheduled_for")?,
+        due_at: row.get("due_at")?,
+        attempt: from_i32("retry_attempt", id, row.get("retry_attempt")?)?,
         status,
-        started_at: col(row, "execution_time")?,
-        finished_at: col(row, "finished_at")?,
-        duration_ms: col::<Option<i64>>(row, "duration_ms")?
+        started_at: row.get("execution_time")?,
+        finished_at: row.get("finished_at")?,
+        duration_ms: row
+            .get::<Option<i64>>("duration_ms")?
             .map(|d| from_i64("duration_ms", id, d))
             .transpose()?,
-        output: col(row, "output")?,
-        error: col(row, "error_message")?,
-        worker: col(row, "worker")?,
-        manual: col(row, "manual")?,
-        manual_run: col(row, "manual_run")?,
-        created_at: col(row, "created_at")?,
+        output: row.get("output")?,
+        error: row.get("error_message")?,
+        worker: row.get("worker")?,
+        manual: row.get("manual")?,
+        manual_run: row.get("manual_run")?,
+        created_at: row.get("created_at")?,
     })
 }
 
@@ -242,5 +294,28 @@ pub(super) fn log_entry(row: &PgRow) -> Result<LogEntry, StoreError> {
         message: col(row, "message")?,
         metadata: col(row, "metadata")?,
         timestamp: col(row, "timestamp")?,
+    })
+}
+
+/// A notification from a row of `notifications` (read by column name).
+pub(super) fn notification(row: &PgRow) -> Result<Notification, StoreError> {
+    let id: Uuid = col(row, "id")?;
+    let status: &str = col(row, "status")?;
+    let status = NotificationStatus::parse(status)
+        .ok_or_else(|| bad_data(format!("notification {id} has status {status:?}")))?;
+    Ok(Notification {
+        id,
+        channel: col(row, "channel")?,
+        job_id: col(row, "job_id")?,
+        owner: col(row, "user_id")?,
+        execution_id: col(row, "execution_id")?,
+        scheduled_for: col(row, "scheduled_for")?,
+        manual_run: col(row, "manual_run")?,
+        status,
+        attempts: from_i32("attempts", id, col(row, "attempts")?)?,
+        due_at: col(row, "due_at")?,
+        last_error: col(row, "last_error")?,
+        created_at: col(row, "created_at")?,
+        finished_at: col(row, "finished_at")?,
     })
 }
