@@ -6,9 +6,19 @@
 //! out on PostgreSQL (source of truth) and Redis (queue, rate limits, token
 //! revocations) with any number of API and worker processes.
 
+pub mod adapters;
 pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod docs;
 pub mod error;
+pub mod executors;
 pub mod extract;
+pub mod json;
+pub mod metrics;
+pub mod ports;
 pub mod respond;
 pub mod routes;
 pub mod state;
+pub mod wiring;

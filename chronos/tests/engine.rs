@@ -758,6 +758,14 @@ async fn shutdown_lets_running_attempts_finish_within_the_grace_period() {
 
 #[tokio::test]
 async fn shutdown_cancels_and_requeues_what_outlives_the_grace_period() {
+    for handler in ["stuck", "stops-with-an-error-when-cancelled"] {
+        shutdown_cancels_and_requeues(handler).await;
+    }
+}
+
+/// Whether the handler ignores cancellation or returns an error when cancelled, the
+/// attempt is recorded cancelled and put back: never failed or retried.
+async fn shutdown_cancels_and_requeues(handler: &str) {
     let clock = clock();
     let store = MemoryStore::new();
     let queue = MemoryQueue::new(clock.clone());
@@ -768,12 +776,19 @@ async fn shutdown_cancels_and_requeues_what_outlives_the_grace_period() {
             std::future::pending::<()>().await;
             Ok(Value::Null)
         })
+        .executor(
+            "stops-with-an-error-when-cancelled",
+            |ctx: JobContext| async move {
+                ctx.cancelled().await;
+                Err::<Value, _>(ExecError::retryable("interrupted"))
+            },
+        )
         .build()
         .await
         .unwrap();
     let mut rx = c.subscribe();
     let job = c
-        .create(JobSpec::immediate("stuck").handler("stuck"))
+        .create(JobSpec::immediate(handler).handler(handler))
         .await
         .unwrap();
     started(&mut rx).await;

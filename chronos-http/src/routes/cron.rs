@@ -1,8 +1,103 @@
-//! Placeholder: being written.
+//! `POST /cron/preview`: the next fire times of a cron expression, computed by the
+//! same parser and rules as jobs.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use chrono::{DateTime, Datelike as _, Utc};
+use chronos::model::spec::{self, SpecError};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::json::Fields;
+use crate::respond::{ok, timestamp};
+use crate::routes::jobs::method_not_allowed;
+use crate::state::AppState;
 
-/// Not written yet.
-pub async fn preview() -> ApiError {
-    ApiError::internal(&"not implemented")
+/// Most fire times one preview returns.
+pub const MAX_COUNT: u64 = 100;
+/// Fire times returned when the request names no `count`.
+pub const DEFAULT_COUNT: u64 = 5;
+/// The last year RFC 3339 can write: later fire times are not listed.
+const LAST_YEAR: i32 = 9999;
+
+/// The cron routes, relative to `/api/v1`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/cron/preview", post(preview))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// `POST /cron/preview` `{cron_expression, timezone?, after?, count?}` → `data:
+/// {next_runs: [...]}`: the first `count` (1..100, default 5) fire times strictly
+/// after `after` (RFC 3339 with `Z` or an offset, default now), evaluated in
+/// `timezone` (IANA, default `UTC`) with the DST rules of jobs, each an RFC 3339 UTC
+/// instant with milliseconds.
+///
+/// Errors are those of job creation: a malformed body or field (unknown fields,
+/// wrong types, `count` out of range, `cron_expression` missing) is a 400
+/// `VALIDATION_ERROR` naming each field; a bad time zone 400 `INVALID_TIMEZONE`; an
+/// expression that does not parse, or never fires after `after`, 422
+/// `INVALID_CRON_EXPRESSION` with the parser's reason.
+///
+/// Decisions: `null` counts as absent; fewer than `count` instants come back only
+/// when the expression stops firing within the search horizon (50 years past the
+/// previous one) or fires past the year 9999, which RFC 3339 cannot write (none at
+/// all is a 422 like an expression that never fires); the computation runs off the async workers, so a pathological
+/// expression cannot stall other requests.
+pub async fn preview(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let mut f = Fields::of(body)?;
+    f.reject_unknown(&["cron_expression", "timezone", "after", "count"], |_| {
+        "unknown field".to_owned()
+    });
+    let expression = f.string("cron_expression");
+    if expression.is_none() && !f.has_issue("cron_expression") {
+        f.issue("cron_expression", "is required");
+    }
+    let timezone = f.string("timezone");
+    let after = f.instant("after");
+    let count = f.integer("count", 1, MAX_COUNT, &format!("between 1 and {MAX_COUNT}"));
+    let issues = f.take_issues();
+    let Some(expression) = expression.filter(|_| issues.is_empty()) else {
+        return Err(ApiError::fields(issues));
+    };
+    let tz = spec::parse_timezone(timezone.as_deref().unwrap_or("UTC"))?;
+    let after = after.unwrap_or_else(|| state.chronos().clock().now());
+    let count = usize::try_from(count.unwrap_or(DEFAULT_COUNT)).unwrap_or(usize::MAX);
+    let runs = tokio::task::spawn_blocking(move || -> Result<Vec<DateTime<Utc>>, ApiError> {
+        let cron = spec::parse_cron(&expression, tz, after)?;
+        let runs: Vec<_> = cron
+            .iter_after(after, tz)
+            .take_while(|at| at.year() <= LAST_YEAR)
+            .take(count)
+            .collect();
+        if runs.is_empty() {
+            return Err(SpecError::InvalidCron {
+                expression,
+                reason: format!(
+                    "it never fires after {} before the year {}",
+                    timestamp(after),
+                    LAST_YEAR + 1
+                ),
+            }
+            .into());
+        }
+        Ok(runs)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))??;
+    Ok(ok(Preview {
+        next_runs: runs.into_iter().map(timestamp).collect(),
+    }))
+}
+
+#[derive(Serialize)]
+struct Preview {
+    next_runs: Vec<String>,
 }

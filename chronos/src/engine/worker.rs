@@ -243,7 +243,12 @@ impl<'a> Attempt<'a> {
             tokio::select! {
                 // The run first: a quick executor then never arms a timer.
                 biased;
-                result = &mut run => break Ran::Returned(result),
+                // An error returned because shutdown cancelled the run is a shutdown,
+                // not a failure: the attempt is re-queued, not retried or failed.
+                result = &mut run => break match result {
+                    Err(_) if inner.abort.is_cancelled() => Ran::Shutdown,
+                    result => Ran::Returned(result),
+                },
                 () = wake => {
                     let now = inner.clock.now();
                     if now >= deadline {
