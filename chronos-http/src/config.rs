@@ -17,6 +17,13 @@ use crate::state::CorsOrigin;
 /// The name of the variable that selects production mode (`CHRONOS_ENV=production`).
 pub const ENV_VAR: &str = "CHRONOS_ENV";
 
+/// `REDIS_PREFIX` when unset: the keys of a service without one stay where they
+/// always were (`chronos:{queue}:…`, `{chronos}:…`).
+pub const REDIS_PREFIX_DEFAULT: &str = "chronos";
+
+/// The longest `REDIS_PREFIX` accepted, in characters.
+pub const MAX_REDIS_PREFIX_LEN: usize = 64;
+
 /// The shortest `JWT_SECRET` accepted, in bytes.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -30,6 +37,7 @@ pub const MIN_JWT_SECRET_BYTES: usize = 32;
 /// | `HOST` | `0.0.0.0` | address the HTTP API binds to |
 /// | `DATABASE_URL` | unset | `postgres://…`: PostgreSQL store (and, without `REDIS_URL`, the PostgreSQL queue). Unset: in-memory backends, jobs are lost on restart |
 /// | `REDIS_URL` | unset | `redis://…` or `rediss://…`: Redis queue, shared rate limits and token revocations |
+/// | `REDIS_PREFIX` | `chronos` | the start of every Redis key of the service: the queue under `<prefix>:{queue}`, rate limits and revocations under `{<prefix>}:`. Processes of one deployment share it; deployments (or test runs) sharing one Redis each need their own, else their workers take each other's queue entries. 1 to 64 letters, digits, `-`, `_`, `.` or `:` |
 /// | `RUN_MIGRATIONS` | `true` | run the PostgreSQL migrations at start |
 /// | `JWT_SECRET` | random (dev only) | HS256 key of the API tokens, at least 32 bytes; required when `CHRONOS_ENV=production`, otherwise a random one is generated (tokens die with the process) |
 /// | `JWT_EXPIRES_IN` | `86400` | token lifetime in seconds |
@@ -70,6 +78,8 @@ pub struct Config {
     pub database_url: Option<SecretUrl>,
     /// `REDIS_URL`.
     pub redis_url: Option<SecretUrl>,
+    /// `REDIS_PREFIX` (see [`REDIS_PREFIX_DEFAULT`]).
+    pub redis_prefix: String,
     /// `RUN_MIGRATIONS`.
     pub run_migrations: bool,
     /// `JWT_SECRET`, or a random one outside production.
@@ -248,6 +258,7 @@ pub const VARIABLES: &[&str] = &[
     "HOST",
     "DATABASE_URL",
     "REDIS_URL",
+    "REDIS_PREFIX",
     "RUN_MIGRATIONS",
     "JWT_SECRET",
     "JWT_EXPIRES_IN",
@@ -387,6 +398,7 @@ impl Config {
                 "redis://host:6379",
             )?),
         };
+        let redis_prefix = redis_prefix(&vars)?;
         let run_migrations = vars.bool("RUN_MIGRATIONS", true)?;
 
         let (jwt_secret, jwt_secret_generated) = match vars.raw("JWT_SECRET") {
@@ -506,6 +518,7 @@ impl Config {
             host,
             database_url,
             redis_url,
+            redis_prefix,
             run_migrations,
             jwt_secret,
             jwt_secret_generated,
@@ -550,6 +563,24 @@ impl Config {
     pub fn is_embedded(&self) -> bool {
         self.database_url.is_none()
     }
+}
+
+/// `REDIS_PREFIX`: characters that need no quoting anywhere and cannot break the
+/// hash tag the keys are grouped by (no braces, no glob characters, no spaces).
+fn redis_prefix(vars: &Vars) -> Result<String, ConfigError> {
+    let Some(prefix) = vars.get("REDIS_PREFIX") else {
+        return Ok(REDIS_PREFIX_DEFAULT.to_owned());
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    if prefix.chars().count() > MAX_REDIS_PREFIX_LEN || !prefix.chars().all(allowed) {
+        return Err(ConfigError::new(
+            "REDIS_PREFIX",
+            format!(
+                "expected 1 to {MAX_REDIS_PREFIX_LEN} letters, digits, -, _, . or : (such as chronos-staging), got {prefix:?}"
+            ),
+        ));
+    }
+    Ok(prefix.to_owned())
 }
 
 fn smtp(vars: &Vars) -> Result<Option<Smtp>, ConfigError> {
@@ -647,4 +678,57 @@ fn random_secret() -> Secret {
     let a = uuid::Uuid::new_v4().simple().to_string();
     let b = uuid::Uuid::new_v4().simple().to_string();
     Secret(format!("{a}{b}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+
+    use super::*;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn redis_prefix_defaults_to_the_keys_of_old() {
+        assert_eq!(parse(&[]).unwrap().redis_prefix, "chronos");
+        assert_eq!(
+            parse(&[("REDIS_PREFIX", "  ")]).unwrap().redis_prefix,
+            "chronos"
+        );
+        assert!(VARIABLES.contains(&"REDIS_PREFIX"));
+    }
+
+    #[test]
+    fn redis_prefix_is_taken_trimmed() {
+        for ok in ["staging", " chronos-test:0a1b ", "a", "tenant_1.eu:jobs"] {
+            let c = parse(&[("REDIS_PREFIX", ok)]).unwrap();
+            assert_eq!(c.redis_prefix, ok.trim());
+        }
+        let longest = "p".repeat(MAX_REDIS_PREFIX_LEN);
+        assert_eq!(
+            parse(&[("REDIS_PREFIX", &longest)]).unwrap().redis_prefix,
+            longest
+        );
+    }
+
+    #[test]
+    fn redis_prefix_refuses_what_would_break_keys() {
+        let too_long = "p".repeat(MAX_REDIS_PREFIX_LEN + 1);
+        for bad in [
+            "{tag}",
+            "a}b",
+            "a b",
+            "a*",
+            "q?",
+            "[x]",
+            "é",
+            too_long.as_str(),
+        ] {
+            let e = parse(&[("REDIS_PREFIX", bad)]).unwrap_err();
+            assert_eq!(e.var, "REDIS_PREFIX", "{bad:?}");
+            assert!(e.to_string().contains("letters, digits"), "{e}");
+        }
+    }
 }

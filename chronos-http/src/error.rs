@@ -7,14 +7,15 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use chronos::model::spec::{FieldError, SpecError};
 use serde::Serialize;
-
-use crate::respond::timestamp;
+use utoipa::ToSchema;
 
 /// The documented error codes, each with its HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = ErrorCode)]
 pub enum Code {
     /// 400: a field is missing, malformed or out of range.
     ValidationError,
@@ -61,6 +62,31 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the order of their declaration.
+    pub const ALL: [Code; 21] = [
+        Code::ValidationError,
+        Code::InvalidJson,
+        Code::Unauthorized,
+        Code::InvalidToken,
+        Code::TokenExpired,
+        Code::TokenRevoked,
+        Code::InvalidCredentials,
+        Code::EmailExists,
+        Code::JobNotFound,
+        Code::ExecutionNotFound,
+        Code::InvalidScheduledTime,
+        Code::InvalidCronExpression,
+        Code::InvalidTimezone,
+        Code::InvalidJobStatus,
+        Code::InvalidOperation,
+        Code::RateLimitExceeded,
+        Code::PayloadTooLarge,
+        Code::RouteNotFound,
+        Code::MethodNotAllowed,
+        Code::ServiceUnavailable,
+        Code::InternalError,
+    ];
+
     /// The HTTP status of the code.
     pub fn status(self) -> StatusCode {
         match self {
@@ -90,7 +116,7 @@ impl Code {
 }
 
 /// One invalid field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldIssue {
     /// The field as the API spells it (`schedule.cron_expression`, `limit`).
     pub field: String,
@@ -166,23 +192,32 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: bool,
-    message: &'a str,
-    code: Code,
-    timestamp: String,
+/// Every error answer: `{"error": true, "message", "code", "timestamp", "errors"?}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": true, "message": "job not found", "code": "JOB_NOT_FOUND",
+    "timestamp": "2026-11-29T09:09:40.985Z"}))]
+pub struct ErrorBody<'a> {
+    /// Always `true`.
+    pub error: bool,
+    /// What went wrong, for people (never internals).
+    pub message: &'a str,
+    /// What went wrong, for programs; it fixes the HTTP status.
+    pub code: Code,
+    /// When the error was answered (RFC 3339 UTC with milliseconds and `Z`).
+    #[serde(with = "crate::respond::instant")]
+    pub timestamp: DateTime<Utc>,
+    /// The invalid fields of a `VALIDATION_ERROR` (left out when there are none).
     #[serde(skip_serializing_if = "<[FieldIssue]>::is_empty")]
-    errors: &'a [FieldIssue],
+    pub errors: &'a [FieldIssue],
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             error: true,
             message: &self.message,
             code: self.code,
-            timestamp: timestamp(chrono::Utc::now()),
+            timestamp: Utc::now(),
             errors: &self.errors,
         };
         let mut response = (self.code.status(), axum::Json(body)).into_response();
@@ -233,6 +268,42 @@ impl From<chronos::Error> for ApiError {
             | E::Store(_)
             | E::Queue(_)
             | E::Task(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_code_once() {
+        for (i, code) in Code::ALL.into_iter().enumerate() {
+            // Exhaustive: a new code breaks this match until it is listed in `ALL`.
+            let position = match code {
+                Code::ValidationError => 0,
+                Code::InvalidJson => 1,
+                Code::Unauthorized => 2,
+                Code::InvalidToken => 3,
+                Code::TokenExpired => 4,
+                Code::TokenRevoked => 5,
+                Code::InvalidCredentials => 6,
+                Code::EmailExists => 7,
+                Code::JobNotFound => 8,
+                Code::ExecutionNotFound => 9,
+                Code::InvalidScheduledTime => 10,
+                Code::InvalidCronExpression => 11,
+                Code::InvalidTimezone => 12,
+                Code::InvalidJobStatus => 13,
+                Code::InvalidOperation => 14,
+                Code::RateLimitExceeded => 15,
+                Code::PayloadTooLarge => 16,
+                Code::RouteNotFound => 17,
+                Code::MethodNotAllowed => 18,
+                Code::ServiceUnavailable => 19,
+                Code::InternalError => 20,
+            };
+            assert_eq!(i, position, "{code:?}");
         }
     }
 }

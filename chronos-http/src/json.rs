@@ -4,11 +4,15 @@
 //! Instants are written with [`crate::respond::timestamp`] (RFC 3339 UTC, milliseconds,
 //! `Z`); absent values are `null`, never left out, so every representation has the
 //! same keys whatever the state of what it shows.
+//!
+//! Each representation derives [`ToSchema`]: the OpenAPI document describes these
+//! types, and the enumerations of [`schema`] are built from the core's enums.
 
 use chrono::{DateTime, Utc};
 use chronos::model::{Execution, Job, JobStats, LogEntry, Page};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, FieldIssue};
@@ -16,7 +20,9 @@ use crate::error::{ApiError, FieldIssue};
 /// A job as every route shows it.
 ///
 /// `job_id` repeats `id` for the original web frontend, which reads `job_id`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Absent values are `null`: every key is always there.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = Job)]
 pub struct JobJson {
     /// The job's id.
     pub id: Uuid,
@@ -27,21 +33,27 @@ pub struct JobJson {
     /// The name.
     pub name: String,
     /// The description, `null` when none.
+    #[schema(required = true)]
     pub description: Option<String>,
     /// `one-time` or `recurring`.
+    #[schema(value_type = schema::JobType)]
     pub job_type: &'static str,
     /// `immediate`, `scheduled` or `cron`.
+    #[schema(value_type = schema::ScheduleType)]
     pub schedule_type: &'static str,
     /// The instant a scheduled job runs at; `null` for other schedules.
     #[serde(with = "crate::respond::instant::option")]
+    #[schema(required = true)]
     pub scheduled_time: Option<DateTime<Utc>>,
     /// The cron expression of a recurring job; `null` for one-time jobs.
+    #[schema(required = true)]
     pub cron_expression: Option<String>,
     /// The IANA time zone.
     pub timezone: &'static str,
     /// The executor's name.
     pub handler: String,
     /// The payload handed to the executor (a JSON object).
+    #[schema(value_type = Object)]
     pub payload: Value,
     /// Per-attempt timeout in seconds.
     pub timeout_seconds: u64,
@@ -52,18 +64,23 @@ pub struct JobJson {
     /// The backoff base in milliseconds (retry n waits `retry_backoff_ms × 2^(n-1)`).
     pub retry_backoff_ms: u64,
     /// `pending`, `active`, `paused`, `completed` or `failed`.
+    #[schema(value_type = schema::JobStatus)]
     pub status: &'static str,
     /// The next occurrence owed, `null` when none.
     #[serde(with = "crate::respond::instant::option")]
+    #[schema(required = true)]
     pub next_run: Option<DateTime<Utc>>,
     /// When the latest attempt started.
     #[serde(with = "crate::respond::instant::option")]
+    #[schema(required = true)]
     pub last_executed_at: Option<DateTime<Utc>>,
     /// When it was last paused.
     #[serde(with = "crate::respond::instant::option")]
+    #[schema(required = true)]
     pub paused_at: Option<DateTime<Utc>>,
     /// When it was last resumed.
     #[serde(with = "crate::respond::instant::option")]
+    #[schema(required = true)]
     pub resumed_at: Option<DateTime<Utc>>,
     /// Creation time.
     #[serde(with = "crate::respond::instant")]
@@ -108,7 +125,8 @@ fn millis(d: std::time::Duration) -> u64 {
 }
 
 /// A job's execution statistics, as `GET /jobs/:id` shows them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = Statistics)]
 pub struct StatisticsJson {
     /// Every recorded attempt (queued, running and cancelled ones included).
     pub total_executions: u64,
@@ -121,6 +139,7 @@ pub struct StatisticsJson {
     pub average_duration_ms: f64,
     /// When the latest attempt started, `null` when none has.
     #[serde(with = "crate::respond::instant::option")]
+    #[schema(required = true)]
     pub last_execution_time: Option<DateTime<Utc>>,
 }
 
@@ -138,7 +157,8 @@ impl From<&JobStats> for StatisticsJson {
 
 /// A job with its statistics (`GET /jobs/:id`). `execution_count`, `success_count`
 /// and `failure_count` repeat the statistics for the original web frontend.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = JobDetail)]
 pub struct JobDetailJson {
     /// The job.
     #[serde(flatten)]
@@ -166,8 +186,9 @@ impl JobDetailJson {
     }
 }
 
-/// One attempt at running a job.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One attempt at running a job. Absent values are `null`: every key is always there.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = Execution)]
 pub struct ExecutionJson {
     /// The execution's id.
     pub id: Uuid,
@@ -176,25 +197,32 @@ pub struct ExecutionJson {
     /// The job's name when the attempt was recorded.
     pub job_name: String,
     /// `queued`, `running`, `success`, `failed`, `timeout` or `cancelled`.
+    #[schema(value_type = schema::ExecutionStatus)]
     pub status: &'static str,
     /// The instant the occurrence was due (for a manual run: when it was asked for).
     #[serde(with = "crate::respond::instant")]
     pub scheduled_for: DateTime<Utc>,
     /// When the attempt started; `null` while queued.
     #[serde(with = "crate::respond::instant::option")]
+    #[schema(required = true)]
     pub execution_time: Option<DateTime<Utc>>,
     /// When it ended.
     #[serde(with = "crate::respond::instant::option")]
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     /// How long it ran, in milliseconds.
+    #[schema(required = true)]
     pub duration_ms: Option<u64>,
     /// 0 for a first attempt, n for the n-th retry.
     pub retry_attempt: u32,
-    /// What the executor returned.
+    /// What the executor returned (any JSON value).
+    #[schema(required = true, value_type = Option<Value>)]
     pub output: Option<Value>,
     /// Why it failed.
+    #[schema(required = true)]
     pub error_message: Option<String>,
     /// The worker that ran it.
+    #[schema(required = true)]
     pub worker: Option<String>,
     /// Whether a user asked for this run (`POST /jobs/:id/execute`).
     pub manual: bool,
@@ -225,15 +253,18 @@ impl From<&Execution> for ExecutionJson {
 }
 
 /// One line of an execution's log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = LogEntry)]
 pub struct LogJson {
     /// The entry's id.
     pub id: Uuid,
     /// `debug`, `info`, `warn` or `error`.
+    #[schema(value_type = schema::LogLevel)]
     pub level: &'static str,
     /// The text.
     pub message: String,
     /// Structured detail (`{}` when none).
+    #[schema(value_type = Object)]
     pub metadata: Value,
     /// When it was written.
     #[serde(with = "crate::respond::instant")]
@@ -253,7 +284,8 @@ impl From<&LogEntry> for LogJson {
 }
 
 /// The `pagination` object of a list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Pagination)]
 pub struct PaginationJson {
     /// Items matching the filter across all pages.
     pub total: u64,
@@ -273,6 +305,139 @@ impl<T> From<&Page<T>> for PaginationJson {
             limit: p.limit,
             total_pages: p.total_pages(),
         }
+    }
+}
+
+/// The API's enumerations as named OpenAPI schemas, their values taken from the
+/// core's enums (`as_str`), so the document cannot drift from what the API writes
+/// and reads.
+///
+/// Each is an uninhabited type that only implements [`ToSchema`]: the
+/// representations name it with `#[schema(value_type = ...)]` on their `&str` fields,
+/// the query types with `#[param(value_type = ...)]`.
+pub mod schema {
+    use std::borrow::Cow;
+
+    use chrono::DateTime;
+    use chronos::model;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema as OpenApiSchema, Type};
+    use utoipa::{PartialSchema, ToSchema};
+
+    /// Lists the API names of the variants of a core enum; the `match` is exhaustive,
+    /// so a new variant does not compile until it is listed (or hidden).
+    macro_rules! names {
+        ($ty:ident { $($shown:ident),+ } $(hidden { $($hidden:ident),+ })?) => {{
+            let _exhaustive = |v: model::$ty| match v {
+                $(model::$ty::$shown)|+ => true,
+                $($(model::$ty::$hidden)|+ => false,)?
+            };
+            vec![$(model::$ty::$shown.as_str()),+]
+        }};
+    }
+
+    /// A string schema with these values.
+    pub fn string_enum(description: &str, values: Vec<&'static str>) -> RefOr<OpenApiSchema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values))
+            .description(Some(description))
+            .build()
+            .into()
+    }
+
+    /// Declares an uninhabited schema type named like itself.
+    macro_rules! named {
+        ($(#[$doc:meta])* $name:ident => $schema:expr) => {
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub enum $name {}
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<OpenApiSchema> {
+                    $schema
+                }
+            }
+
+            impl ToSchema for $name {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($name))
+                }
+            }
+        };
+    }
+
+    named! {
+        /// `one-time` or `recurring`.
+        JobType => string_enum(
+            "`one-time` (an `immediate` or `scheduled` job) or `recurring` (a `cron` job).",
+            names!(JobKind { OneTime, Recurring }),
+        )
+    }
+
+    named! {
+        /// `immediate`, `scheduled` or `cron`.
+        ScheduleType => string_enum(
+            "`immediate` (runs once, now), `scheduled` (once, at `scheduled_time`) or `cron` \
+             (on `cron_expression`).",
+            schedule_types(),
+        )
+    }
+
+    named! {
+        /// The statuses a job is shown with (deleted jobs are never shown).
+        JobStatus => string_enum(
+            "A job's status. New jobs are `active`; `completed` and `failed` are the final \
+             states of one-time jobs. Deleted jobs are never shown.",
+            names!(JobStatus { Pending, Active, Paused, Completed, Failed } hidden { Deleted }),
+        )
+    }
+
+    named! {
+        /// An execution's status.
+        ExecutionStatus => string_enum(
+            "An attempt's status; `timeout` is a failed attempt that ran past the job's \
+             timeout.",
+            names!(ExecutionStatus { Queued, Running, Success, Failed, Timeout, Cancelled }),
+        )
+    }
+
+    named! {
+        /// A log line's severity.
+        LogLevel => string_enum(
+            "A log line's severity.",
+            names!(LogLevel { Debug, Info, Warn, Error }),
+        )
+    }
+
+    /// The API names of the schedule types.
+    fn schedule_types() -> Vec<&'static str> {
+        use model::Schedule;
+        let schedules = [
+            Schedule::Immediate,
+            Schedule::Scheduled {
+                at: DateTime::UNIX_EPOCH,
+            },
+            Schedule::Cron {
+                expression: String::new(),
+            },
+        ];
+        let _exhaustive = |s: &Schedule| match s {
+            Schedule::Immediate | Schedule::Scheduled { .. } | Schedule::Cron { .. } => (),
+        };
+        schedules.iter().map(Schedule::type_name).collect()
+    }
+
+    /// Every named enumeration, for the document's components (most are reached
+    /// through the bodies anyway; query parameters are not).
+    pub fn all() -> Vec<(Cow<'static, str>, RefOr<OpenApiSchema>)> {
+        vec![
+            (JobType::name(), JobType::schema()),
+            (ScheduleType::name(), ScheduleType::schema()),
+            (JobStatus::name(), JobStatus::schema()),
+            (ExecutionStatus::name(), ExecutionStatus::schema()),
+            (LogLevel::name(), LogLevel::schema()),
+        ]
     }
 }
 

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An instant as the API writes it: `2026-11-29T09:09:40.985Z`.
 pub fn timestamp(at: DateTime<Utc>) -> String {
@@ -41,32 +42,52 @@ pub mod instant {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a, T: Serialize> {
-    success: bool,
+/// A success answer with data: `{"success": true, "message"?: "...", "data": ...}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<'a, T> {
+    /// Always `true`.
+    pub success: bool,
+    /// What was done ("Job created successfully"); reads leave it out.
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<T>,
+    #[schema(nullable = false)]
+    pub message: Option<&'a str>,
+    /// The answer.
+    pub data: T,
+}
+
+/// A success answer with only a message: `{"success": true, "message": "..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message<'a> {
+    /// Always `true`.
+    pub success: bool,
+    /// What was done ("Job deleted successfully").
+    pub message: &'a str,
 }
 
 /// 200 with `data`.
 pub fn ok<T: Serialize>(data: T) -> Response {
-    with(StatusCode::OK, None, Some(data))
+    with(StatusCode::OK, None, data)
 }
 
 /// 200 with a message and `data`.
 pub fn ok_with<T: Serialize>(message: &str, data: T) -> Response {
-    with(StatusCode::OK, Some(message), Some(data))
+    with(StatusCode::OK, Some(message), data)
 }
 
 /// 200 with only a message.
 pub fn ok_message(message: &str) -> Response {
-    with::<()>(StatusCode::OK, Some(message), None)
+    (
+        StatusCode::OK,
+        Json(Message {
+            success: true,
+            message,
+        }),
+    )
+        .into_response()
 }
 
 /// Any status, message and data.
-pub fn with<T: Serialize>(status: StatusCode, message: Option<&str>, data: Option<T>) -> Response {
+pub fn with<T: Serialize>(status: StatusCode, message: Option<&str>, data: T) -> Response {
     (
         status,
         Json(Envelope {

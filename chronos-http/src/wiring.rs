@@ -8,6 +8,9 @@
 //! | `DATABASE_URL` | `PgStore` | `PgQueue` |
 //! | `DATABASE_URL`, `REDIS_URL` | `PgStore` | `RedisQueue` |
 //!
+//! Every Redis key carries `REDIS_PREFIX` (see [`queue_prefix`] and
+//! [`services`]), so deployments sharing one Redis do not share a queue.
+//!
 //! [`connect`] opens the backends (and migrates, unless `RUN_MIGRATIONS=false`);
 //! [`build`] builds the engine for a [`Role`] over them. The split lets the caller
 //! build the services that share the backends (users, rate limits, revocations)
@@ -283,11 +286,41 @@ pub async fn build(
     backends: Backends,
     recipients: Arc<dyn Recipients>,
 ) -> Result<Wired, WiringError> {
+    build_with(config, role, backends, recipients, |builder| builder).await
+}
+
+/// [`build`], letting an application that embeds the service change the engine's
+/// builder last: register its own executors by handler name (a name the built-ins
+/// use already fails the build), add notifiers.
+///
+/// ```no_run
+/// # async fn run(config: chronos_http::config::Config, backends: chronos_http::wiring::Backends,
+/// #              recipients: std::sync::Arc<dyn chronos_notify::Recipients>) -> Result<(), Box<dyn std::error::Error>> {
+/// use chronos::executor::JobContext;
+/// use chronos_http::wiring::{self, Role};
+///
+/// let wired = wiring::build_with(&config, Role::Serve, backends, recipients, |builder| {
+///     builder.executor("invoice", |ctx: JobContext| async move {
+///         Ok(serde_json::json!({ "invoiced": ctx.payload()["customer"] }))
+///     })
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub async fn build_with(
+    config: &Config,
+    role: Role,
+    backends: Backends,
+    recipients: Arc<dyn Recipients>,
+    customize: impl FnOnce(ChronosBuilder) -> ChronosBuilder,
+) -> Result<Wired, WiringError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut builder = Chronos::builder().clock(clock.clone());
     let queue_backend = match (&backends.pool, &config.redis_url) {
         (_, Some(url)) => {
-            let queue = chronos_redis::RedisQueue::open(url.expose(), clock.clone())
+            let client = redis::Client::open(url.expose()).map_err(WiringError::Redis)?;
+            let prefix = queue_prefix(&config.redis_prefix);
+            let queue = chronos_redis::RedisQueue::connect(client, &prefix, clock.clone())
                 .await
                 .map_err(WiringError::Queue)?;
             builder = builder.queue(queue);
@@ -307,7 +340,7 @@ pub async fn build(
     }
     builder = executors::register(builder, http_executor_options(config))?;
     builder = register_notifiers(builder, config, recipients)?;
-    builder = builder.config(engine_config(config, role));
+    builder = customize(builder.config(engine_config(config, role)));
     let chronos = builder.build().await.map_err(WiringError::Engine)?;
     tracing::info!(
         role = role.as_str(),
@@ -397,8 +430,16 @@ impl Recipients for UserRecipients {
     }
 }
 
-/// The key prefix (hash tag) of the rate limits and revocations in Redis.
-pub const REDIS_PREFIX: &str = "chronos";
+/// The default `REDIS_PREFIX`: the key prefix (hash tag) of the rate limits and
+/// revocations in Redis when none is configured (see [`Config::redis_prefix`]).
+pub const REDIS_PREFIX: &str = crate::config::REDIS_PREFIX_DEFAULT;
+
+/// The prefix of the Redis queue's keys for `REDIS_PREFIX` `prefix`:
+/// `<prefix>:{queue}` (its own hash tag, as the rate limits and revocations have
+/// theirs, `{<prefix>}`). The default prefix gives [`chronos_redis::DEFAULT_PREFIX`].
+pub fn queue_prefix(prefix: &str) -> String {
+    format!("{prefix}:{{queue}}")
+}
 
 /// The user store: PostgreSQL with a database, else in memory.
 pub fn user_store(backends: &Backends) -> Arc<dyn UserStore> {
@@ -427,8 +468,9 @@ pub fn settings(config: &Config) -> Settings {
 }
 
 /// The API's services over the wired engine: `users` (see [`user_store`]), rate
-/// limits and revocations in Redis when configured (else in memory), tokens signed
-/// with `JWT_SECRET` living `JWT_EXPIRES_IN`, and the [`settings`].
+/// limits and revocations in Redis under `{REDIS_PREFIX}` when configured (else in
+/// memory), tokens signed with `JWT_SECRET` living `JWT_EXPIRES_IN`, and the
+/// [`settings`].
 pub fn services(
     config: &Config,
     wired: &Wired,
@@ -444,15 +486,29 @@ pub fn services(
     if let Some(conn) = &wired.backends.redis {
         builder = builder
             .revocations(Arc::new(RedisRevocations::new(
-                RedisRevocationList::new(conn.clone(), REDIS_PREFIX),
+                RedisRevocationList::new(conn.clone(), config.redis_prefix.clone()),
                 clock.clone(),
             )))
             .limiter(Arc::new(RedisRateLimits::new(
-                RedisRateLimiter::new(conn.clone(), REDIS_PREFIX),
+                RedisRateLimiter::new(conn.clone(), config.redis_prefix.clone()),
                 clock,
             )));
     }
     builder
         .build()
         .map_err(|e| WiringError::Services(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_prefix_keeps_the_queue_where_it_was() {
+        assert_eq!(queue_prefix(REDIS_PREFIX), chronos_redis::DEFAULT_PREFIX);
+        assert_eq!(
+            queue_prefix("chronos-test:0a1b"),
+            "chronos-test:0a1b:{queue}"
+        );
+    }
 }

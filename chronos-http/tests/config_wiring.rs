@@ -191,6 +191,55 @@ async fn a_job_that_fails_for_good_reaches_the_webhook() {
 }
 
 #[tokio::test]
+async fn an_embedding_application_registers_its_own_executors() {
+    let wired = wiring::build_with(
+        &config(&[]),
+        Role::Serve,
+        Backends::default(),
+        recipients(),
+        |builder| {
+            builder.executor("invoice", |ctx: chronos::executor::JobContext| async move {
+                Ok(serde_json::json!({ "invoiced": ctx.payload()["customer"] }))
+            })
+        },
+    )
+    .await
+    .unwrap();
+    assert!(wired.chronos.has_executor("invoice") && wired.chronos.has_executor("http"));
+    let job = wired
+        .chronos
+        .create(
+            JobSpec::immediate("bill acme")
+                .handler("invoice")
+                .payload(serde_json::json!({ "customer": "acme" })),
+        )
+        .await
+        .unwrap();
+    let run = wired.chronos.execute_now(job.id).await.unwrap();
+    let done = wired
+        .chronos
+        .wait_for(&run, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(done.output, Some(serde_json::json!({ "invoiced": "acme" })));
+    // A name the built-ins use already fails the build.
+    let clash = wiring::build_with(
+        &config(&[]),
+        Role::Serve,
+        Backends::default(),
+        recipients(),
+        |builder| {
+            builder.executor("http", |_ctx: chronos::executor::JobContext| async move {
+                Ok(serde_json::Value::Null)
+            })
+        },
+    )
+    .await;
+    assert!(clash.is_err());
+    wired.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_api_process_runs_no_workers() {
     let wired = wiring::build(&config(&[]), Role::Api, Backends::default(), recipients())
         .await

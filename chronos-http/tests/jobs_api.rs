@@ -22,9 +22,8 @@ fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_immediate_job_runs_and_its_whole_history_is_readable() {
-    let w = world().await;
+async fn an_immediate_job_runs_and_its_whole_history_is_readable(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let mut events = w.events();
 
@@ -158,9 +157,8 @@ async fn an_immediate_job_runs_and_its_whole_history_is_readable() {
     assert_eq!(entries[second]["metadata"], json!({"step": 2, "ok": true}));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scheduled_job_takes_offsets_and_runs_at_its_time() {
-    let w = world().await;
+async fn a_scheduled_job_takes_offsets_and_runs_at_its_time(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let job = a
         .create(json!({
@@ -209,9 +207,8 @@ async fn a_scheduled_job_takes_offsets_and_runs_at_its_time() {
     assert_eq!(got.data()["statistics"]["successful_executions"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cron_job_is_scheduled_in_its_time_zone() {
-    let w = world().await;
+async fn a_cron_job_is_scheduled_in_its_time_zone(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let job = a
         .create(json!({
@@ -247,9 +244,8 @@ async fn a_cron_job_is_scheduled_in_its_time_zone() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lists_filter_sort_and_page() {
-    let w = world().await;
+async fn lists_filter_sort_and_page(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let tick = || w.clock.advance(Duration::from_secs(1));
 
@@ -358,9 +354,8 @@ async fn lists_filter_sort_and_page() {
     assert_eq!(r.data()["jobs"][0], scheduled);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upcoming_lists_active_jobs_due_within_a_day_soonest_first() {
-    let w = world().await;
+async fn upcoming_lists_active_jobs_due_within_a_day_soonest_first(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let once = |name: &str, time: &str| {
         json!({"name": name, "job_type": "one-time", "schedule_type": "scheduled",
@@ -411,9 +406,8 @@ async fn upcoming_lists_active_jobs_due_within_a_day_soonest_first() {
     assert_eq!(r.data(), &json!({"jobs": [], "count": 0}));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn patch_changes_fields_reschedules_and_pauses() {
-    let w = world().await;
+async fn patch_changes_fields_reschedules_and_pauses(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let job = a
         .create(
@@ -527,9 +521,8 @@ async fn patch_changes_fields_reschedules_and_pauses() {
         .error(404, "JOB_NOT_FOUND");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn patch_rejects_empty_unknown_null_and_ill_typed_fields() {
-    let w = world().await;
+async fn patch_rejects_empty_unknown_null_and_ill_typed_fields(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let job = a.create_cron("target").await;
     let path = format!("/jobs/{}", id_of(&job));
@@ -615,9 +608,8 @@ async fn patch_rejects_empty_unknown_null_and_ill_typed_fields() {
     assert_eq!(got.data()["updated_at"], job["updated_at"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pause_resume_and_execute_take_no_body() {
-    let w = world().await;
+async fn pause_resume_and_execute_take_no_body(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let job = a
         .create(
@@ -750,9 +742,8 @@ async fn pause_resume_and_execute_take_no_body() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failures_and_retries_show_in_the_history() {
-    let w = world().await;
+async fn failures_and_retries_show_in_the_history(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let mut events = w.events();
 
@@ -868,9 +859,8 @@ async fn failures_and_retries_show_in_the_history() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_job_is_gone_everywhere_but_nothing_else_is() {
-    let w = world().await;
+async fn a_deleted_job_is_gone_everywhere_but_nothing_else_is(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let mut events = w.events();
     let job = a.create_cron("to delete").await;
@@ -914,9 +904,10 @@ async fn a_deleted_job_is_gone_everywhere_but_nothing_else_is() {
     assert_eq!(a.get(&format!("/jobs/{}", id_of(&keep))).await.status, 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_users_jobs_and_executions_are_exactly_as_invisible_as_missing_ones() {
-    let w = world().await;
+async fn another_users_jobs_and_executions_are_exactly_as_invisible_as_missing_ones(
+    backend: Backend,
+) {
+    let w = world(backend).await;
     let a = w.user().await;
     let b = w.user().await;
     let mut events = w.events();
@@ -976,9 +967,8 @@ async fn another_users_jobs_and_executions_are_exactly_as_invisible_as_missing_o
     assert_eq!(got.data()["updated_at"], job["updated_at"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_methods_and_bad_ids_get_the_documented_errors() {
-    let w = world().await;
+async fn wrong_methods_and_bad_ids_get_the_documented_errors(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let job = a.create_cron("x").await;
     let id = id_of(&job);
@@ -1031,3 +1021,18 @@ async fn wrong_methods_and_bad_ids_get_the_documented_errors() {
         assert_eq!(r.error(400, "VALIDATION_ERROR"), ["id"]);
     }
 }
+
+on_both_backends!(
+    an_immediate_job_runs_and_its_whole_history_is_readable,
+    a_scheduled_job_takes_offsets_and_runs_at_its_time,
+    a_cron_job_is_scheduled_in_its_time_zone,
+    lists_filter_sort_and_page,
+    upcoming_lists_active_jobs_due_within_a_day_soonest_first,
+    patch_changes_fields_reschedules_and_pauses,
+    patch_rejects_empty_unknown_null_and_ill_typed_fields,
+    pause_resume_and_execute_take_no_body,
+    failures_and_retries_show_in_the_history,
+    a_deleted_job_is_gone_everywhere_but_nothing_else_is,
+    another_users_jobs_and_executions_are_exactly_as_invisible_as_missing_ones,
+    wrong_methods_and_bad_ids_get_the_documented_errors,
+);

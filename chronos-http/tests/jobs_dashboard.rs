@@ -10,9 +10,8 @@ use jobs_support::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_empty_dashboard_is_all_zeros_as_numbers() {
-    let w = world().await;
+async fn an_empty_dashboard_is_all_zeros_as_numbers(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let r = a.get("/dashboard/stats").await;
     assert_eq!(r.status, 200);
@@ -31,9 +30,8 @@ async fn an_empty_dashboard_is_all_zeros_as_numbers() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_counts_the_callers_jobs_and_runs() {
-    let w = world().await;
+async fn the_dashboard_counts_the_callers_jobs_and_runs(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let other = w.user().await;
     let mut events = w.events();
@@ -108,9 +106,8 @@ async fn the_dashboard_counts_the_callers_jobs_and_runs() {
     assert_eq!(r.data()["executions"]["total"], 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_lists_at_most_ten_of_each() {
-    let w = world().await;
+async fn the_dashboard_lists_at_most_ten_of_each(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let mut events = w.events();
     for i in 0..12 {
@@ -139,9 +136,8 @@ async fn the_dashboard_lists_at_most_ten_of_each() {
     assert_eq!(a.get("/jobs/upcoming").await.data()["count"], 12);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cron_preview_lists_the_next_fire_times() {
-    let w = world().await;
+async fn cron_preview_lists_the_next_fire_times(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let r = a
         .post("/cron/preview", json!({"cron_expression": "*/15 * * * *"}))
@@ -203,9 +199,8 @@ async fn cron_preview_lists_the_next_fire_times() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cron_preview_errors_are_those_of_jobs() {
-    let w = world().await;
+async fn cron_preview_errors_are_those_of_jobs(backend: Backend) {
+    let w = world(backend).await;
     let a = w.user().await;
     let cases: Vec<(Value, Vec<&str>)> = vec![
         (json!({}), vec!["cron_expression"]),
@@ -308,3 +303,11 @@ async fn cron_preview_errors_are_those_of_jobs() {
         .await;
     r.error(422, "INVALID_CRON_EXPRESSION");
 }
+
+on_both_backends!(
+    an_empty_dashboard_is_all_zeros_as_numbers,
+    the_dashboard_counts_the_callers_jobs_and_runs,
+    the_dashboard_lists_at_most_ten_of_each,
+    cron_preview_lists_the_next_fire_times,
+    cron_preview_errors_are_those_of_jobs,
+);

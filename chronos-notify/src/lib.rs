@@ -75,6 +75,8 @@
 
 #[cfg(feature = "email")]
 pub mod email;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 

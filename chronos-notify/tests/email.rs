@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chronos::notifier::{Delivery, Notifier, NotifyError};
+use chronos_notify::testing::{ServerOptions, ServerTls, SmtpServer, TestCert};
 use chronos_notify::{EmailNotifier, FixedRecipient, Recipients, SmtpConfig, TlsMode};
 use mail_parser::MimeHeaders;
-use support::{ServerOptions, ServerTls, SmtpServer, TestCert, failure, free_port, t, within};
+use support::{WAIT, failure, free_port, t, within};
 use uuid::Uuid;
 
 fn config(port: u16, tls: TlsMode) -> SmtpConfig {
@@ -41,7 +42,7 @@ fn has_header(raw: &[u8], name: &str) -> bool {
 
 #[tokio::test]
 async fn the_email_carries_the_failure_in_both_parts_with_user_text_escaped() {
-    let mut server = SmtpServer::start(ServerOptions::default()).await;
+    let mut server = SmtpServer::start(ServerOptions::default()).await.unwrap();
     let notifier = EmailNotifier::new(config(server.port(), TlsMode::None), ops()).unwrap();
     let f = failure(
         "<script>alert(1)</script>",
@@ -58,11 +59,11 @@ async fn the_email_carries_the_failure_in_both_parts_with_user_text_escaped() {
         }
     );
 
-    let mail = server.next_mail().await;
+    let mail = server.next_mail(WAIT).await.unwrap();
     assert_eq!(mail.from, "chronos@example.com");
     assert_eq!(mail.to, ["ops@example.com"]);
     assert!(!mail.tls && mail.user.is_none());
-    let m = mail.parsed();
+    let m = mail.parsed().unwrap();
     assert_eq!(m.subject(), Some("Job Failed: <script>alert(1)</script>"));
     let from = m.from().unwrap().first().unwrap();
     assert_eq!(
@@ -114,7 +115,7 @@ async fn the_email_carries_the_failure_in_both_parts_with_user_text_escaped() {
 
 #[tokio::test]
 async fn user_text_cannot_inject_headers_or_recipients() {
-    let mut server = SmtpServer::start(ServerOptions::default()).await;
+    let mut server = SmtpServer::start(ServerOptions::default()).await.unwrap();
     let notifier = EmailNotifier::new(config(server.port(), TlsMode::None), ops()).unwrap();
     let name = "report\r\nBcc: x@y.example\r\nX-Injected: yes";
     let f = failure(
@@ -125,7 +126,7 @@ async fn user_text_cannot_inject_headers_or_recipients() {
     );
 
     within("the send", notifier.job_failed(&f)).await.unwrap();
-    let mail = server.next_mail().await;
+    let mail = server.next_mail(WAIT).await.unwrap();
     assert_eq!(
         mail.to,
         ["ops@example.com"],
@@ -137,7 +138,7 @@ async fn user_text_cannot_inject_headers_or_recipients() {
         String::from_utf8_lossy(&mail.data)
     );
     assert!(!has_header(&mail.data, "X-Injected"));
-    let m = mail.parsed();
+    let m = mail.parsed().unwrap();
     assert!(m.header("Bcc").is_none());
     assert_eq!(m.subject(), Some(format!("Job Failed: {name}").as_str()));
     assert!(m.body_text(0).unwrap().contains("MAIL FROM:<a@b.c>"));
@@ -150,27 +151,31 @@ async fn user_text_cannot_inject_headers_or_recipients() {
 
 #[tokio::test]
 async fn every_attempt_carries_the_same_message_id() {
-    let mut server = SmtpServer::start(ServerOptions::default()).await;
+    let mut server = SmtpServer::start(ServerOptions::default()).await.unwrap();
     let notifier = EmailNotifier::new(config(server.port(), TlsMode::None), ops()).unwrap();
     let mut f = failure("dedupe", "UTC", t("2026-01-01T00:00:00Z"), "boom");
     within("the send", notifier.job_failed(&f)).await.unwrap();
     f.attempt = 2;
     within("the send", notifier.job_failed(&f)).await.unwrap();
-    let (a, b) = (server.next_mail().await, server.next_mail().await);
+    let (a, b) = (
+        server.next_mail(WAIT).await.unwrap(),
+        server.next_mail(WAIT).await.unwrap(),
+    );
     let id = format!("{}@chronos", f.id);
-    assert_eq!(a.parsed().message_id(), Some(id.as_str()));
-    assert_eq!(b.parsed().message_id(), Some(id.as_str()));
+    assert_eq!(a.parsed().unwrap().message_id(), Some(id.as_str()));
+    assert_eq!(b.parsed().unwrap().message_id(), Some(id.as_str()));
 }
 
 #[tokio::test]
 async fn starttls_with_auth_against_a_self_signed_certificate() {
-    let cert = TestCert::new();
+    let cert = TestCert::new().unwrap();
     let mut server = SmtpServer::start(ServerOptions {
         tls: ServerTls::StartTls(cert.config.clone()),
         auth: Some(("chronos".into(), "s3cret".into())),
         ..Default::default()
     })
-    .await;
+    .await
+    .unwrap();
     let cfg = SmtpConfig {
         username: Some("chronos".into()),
         password: Some("s3cret".into()),
@@ -186,10 +191,10 @@ async fn starttls_with_auth_against_a_self_signed_certificate() {
             to: "ops@example.com".into()
         }
     );
-    let mail = server.next_mail().await;
+    let mail = server.next_mail(WAIT).await.unwrap();
     assert!(mail.tls, "sent after STARTTLS");
     assert_eq!(mail.user.as_deref(), Some("chronos"));
-    assert_eq!(mail.parsed().subject(), Some("Job Failed: tls"));
+    assert_eq!(mail.parsed().unwrap().subject(), Some("Job Failed: tls"));
 
     // A wrong password is a 535: permanent.
     let wrong = EmailNotifier::new(
@@ -223,13 +228,14 @@ async fn starttls_with_auth_against_a_self_signed_certificate() {
 
 #[tokio::test]
 async fn implicit_tls_with_auth() {
-    let cert = TestCert::new();
+    let cert = TestCert::new().unwrap();
     let mut server = SmtpServer::start(ServerOptions {
         tls: ServerTls::Implicit(cert.config.clone()),
         auth: Some(("chronos".into(), "s3cret".into())),
         ..Default::default()
     })
-    .await;
+    .await
+    .unwrap();
     let cfg = SmtpConfig {
         username: Some("chronos".into()),
         password: Some("s3cret".into()),
@@ -239,15 +245,15 @@ async fn implicit_tls_with_auth() {
     let notifier = EmailNotifier::new(cfg, ops()).unwrap();
     let f = failure("smtps", "UTC", t("2026-01-01T00:00:00Z"), "boom");
     within("the send", notifier.job_failed(&f)).await.unwrap();
-    let mail = server.next_mail().await;
+    let mail = server.next_mail(WAIT).await.unwrap();
     assert!(mail.tls);
     assert_eq!(mail.user.as_deref(), Some("chronos"));
 }
 
 #[tokio::test]
 async fn tls_mismatches_fail_retryably_and_never_send_in_clear_text() {
-    let cert = TestCert::new();
-    let mut plain = SmtpServer::start(ServerOptions::default()).await;
+    let cert = TestCert::new().unwrap();
+    let mut plain = SmtpServer::start(ServerOptions::default()).await.unwrap();
     let f = failure("mismatch", "UTC", t("2026-01-01T00:00:00Z"), "boom");
 
     // Implicit TLS against a plain server: the greeting is no TLS record.
@@ -288,7 +294,8 @@ async fn smtp_replies_are_classified() {
         reject_rcpt: Some((550, "5.1.1 No such mailbox".into())),
         ..Default::default()
     })
-    .await;
+    .await
+    .unwrap();
     let notifier = EmailNotifier::new(config(rejecting.port(), TlsMode::None), ops()).unwrap();
     let err = within("the send", notifier.job_failed(&f))
         .await
@@ -304,7 +311,8 @@ async fn smtp_replies_are_classified() {
         reject_rcpt: Some((451, "4.3.0 Try again later".into())),
         ..Default::default()
     })
-    .await;
+    .await
+    .unwrap();
     let notifier = EmailNotifier::new(config(deferring.port(), TlsMode::None), ops()).unwrap();
     let err = within("the send", notifier.job_failed(&f))
         .await
@@ -374,7 +382,7 @@ impl Recipients for Down {
 
 #[tokio::test]
 async fn recipients_decide_who_gets_it() {
-    let mut server = SmtpServer::start(ServerOptions::default()).await;
+    let mut server = SmtpServer::start(ServerOptions::default()).await.unwrap();
     let f = failure("owned", "UTC", t("2026-01-01T00:00:00Z"), "boom");
 
     let known = Arc::new(Directory(vec![(f.job.owner, "Owner <owner@example.com>")]));
@@ -386,7 +394,10 @@ async fn recipients_decide_who_gets_it() {
             to: "owner@example.com".into()
         }
     );
-    assert_eq!(server.next_mail().await.to, ["owner@example.com"]);
+    assert_eq!(
+        server.next_mail(WAIT).await.unwrap().to,
+        ["owner@example.com"]
+    );
 
     let nobody =
         EmailNotifier::new(config(server.port(), TlsMode::None), Directory(vec![])).unwrap();

@@ -15,9 +15,10 @@ use chronos::executor::{ExecError, JobContext};
 use chronos::model::{ExecutionStatus, NotificationStatus};
 use chronos::notifier::NotifyError;
 use chronos::{Chronos, ChronosBuilder, JobSpec};
+use chronos_notify::testing::{ServerOptions, SmtpServer};
 use chronos_notify::{EmailNotifier, FixedRecipient, Recipients, SmtpConfig, TlsMode};
 use serde_json::Value;
-use support::{ServerOptions, SmtpServer, finished, free_port, no_notification, notification, t};
+use support::{WAIT, finished, free_port, no_notification, notification, t};
 use uuid::Uuid;
 
 fn clock() -> Arc<ManualClock> {
@@ -65,7 +66,7 @@ fn has_line(lines: &[String], start: &str) -> bool {
 #[tokio::test]
 async fn a_job_that_fails_for_good_sends_exactly_one_email() {
     let clock = clock();
-    let mut server = SmtpServer::start(ServerOptions::default()).await;
+    let mut server = SmtpServer::start(ServerOptions::default()).await.unwrap();
     let c = engine(&clock)
         .notifier(email(server.port()))
         .build()
@@ -100,8 +101,8 @@ async fn a_job_that_fails_for_good_sends_exactly_one_email() {
         (NotificationStatus::Sent, 1, last.id, "email")
     );
 
-    let mail = server.next_mail().await;
-    let m = mail.parsed();
+    let mail = server.next_mail(WAIT).await.unwrap();
+    let m = mail.parsed().unwrap();
     assert_eq!(m.subject(), Some("Job Failed: nightly-report"));
     assert_eq!(m.message_id(), Some(format!("{}@chronos", n.id).as_str()));
     let text = m.body_text(0).unwrap();
@@ -134,7 +135,7 @@ async fn a_job_that_fails_for_good_sends_exactly_one_email() {
 #[tokio::test]
 async fn a_recurring_job_sends_one_email_per_failed_occurrence() {
     let clock = clock();
-    let mut server = SmtpServer::start(ServerOptions::default()).await;
+    let mut server = SmtpServer::start(ServerOptions::default()).await.unwrap();
     let c = engine(&clock)
         .notifier(email(server.port()))
         .build()
@@ -152,8 +153,8 @@ async fn a_recurring_job_sends_one_email_per_failed_occurrence() {
         assert_eq!(e.status, ExecutionStatus::Failed);
         let n = notification(&mut rx).await;
         assert_eq!((n.status, n.execution_id), (NotificationStatus::Sent, e.id));
-        let mail = server.next_mail().await;
-        let m = mail.parsed();
+        let mail = server.next_mail(WAIT).await.unwrap();
+        let m = mail.parsed().unwrap();
         let text = m.body_text(0).unwrap();
         assert!(
             text.contains(&format!("2026-01-01 00:0{minute}:00 UTC")),
@@ -189,12 +190,20 @@ async fn a_mail_outage_is_bridged_by_the_next_attempt() {
     );
 
     // The mail server comes back on that very port; the next attempt delivers.
-    let mut server = SmtpServer::start_on(port, ServerOptions::default()).await;
+    let mut server = SmtpServer::start_on(port, ServerOptions::default())
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(30));
     let n = notification(&mut rx).await;
     assert_eq!((n.status, n.attempts), (NotificationStatus::Sent, 2));
     assert_eq!(
-        server.next_mail().await.parsed().subject(),
+        server
+            .next_mail(WAIT)
+            .await
+            .unwrap()
+            .parsed()
+            .unwrap()
+            .subject(),
         Some("Job Failed: outage")
     );
 
@@ -270,7 +279,8 @@ async fn a_permanent_refusal_is_not_retried() {
         reject_rcpt: Some((550, "5.1.1 Mailbox unavailable".into())),
         ..Default::default()
     })
-    .await;
+    .await
+    .unwrap();
     let c = engine(&clock)
         .notifier(email(server.port()))
         .build()
@@ -323,7 +333,7 @@ impl Recipients for Nobody {
 #[tokio::test]
 async fn an_owner_without_an_address_is_skipped_and_the_log_says_why() {
     let clock = clock();
-    let mut server = SmtpServer::start(ServerOptions::default()).await;
+    let mut server = SmtpServer::start(ServerOptions::default()).await.unwrap();
     let cfg = SmtpConfig {
         port: server.port(),
         ..SmtpConfig::new("127.0.0.1", TlsMode::None, "chronos@example.com")

@@ -32,10 +32,21 @@ pub const MAINTENANCE_APPLICATION_NAME: &str = "chronos-maintenance";
 /// Periods below this are raised to it, so a zero interval cannot spin.
 const MIN_PERIOD: Duration = Duration::from_millis(10);
 
-/// How long partition DDL waits for a table lock before giving up (and retrying at the
-/// next pass). While DDL waits for a lock, the writes queued behind it wait too, so a
-/// long transaction on the table must not make maintenance stall the application.
+/// How long partition DDL keeps trying for its table locks before giving up (and
+/// retrying at the next pass). While DDL waits for a lock, the writes queued behind it
+/// wait too, so a long transaction on the table must not make maintenance stall the
+/// application.
+const LOCK_BUDGET: Duration = Duration::from_secs(5);
+
+/// The same for dropping a partition, as a `lock_timeout`. (`DROP TABLE` of a
+/// partition locks the parent before the partition, so it waits holding no table lock.)
 const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '5s'";
+
+/// The pause before partition DDL tries its locks again after one of them was busy.
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// PostgreSQL's `lock_not_available`: a `NOWAIT` lock was busy, or `lock_timeout` hit.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// How long connecting or checking the leader's connection may take.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -233,9 +244,12 @@ pub struct CreatedPartition {
 /// on the parent) and so do reads that scan the default partition; a write in flight
 /// is waited for, so none fails for a partition appearing under it. A month's
 /// partition is normally created months before rows for it arrive, so that wait only
-/// matters the first time maintenance runs. The DDL waits at most 5 s for its table
-/// locks (`lock_timeout`) and otherwise fails with an error, so that a long
-/// transaction on the table does not make writers queue behind it.
+/// matters the first time maintenance runs (writes to `jobs`, whose key the new
+/// partition's foreign key references, wait too). The DDL tries for its table locks
+/// for at most 5 s in all, and otherwise fails with an error, so that a long
+/// transaction on the table does not make writers queue behind it; it only ever waits
+/// for a lock while it holds none, so it never deadlocks with the application's
+/// statements (see `ensure_partition`).
 pub async fn ensure_partitions(
     pool: &PgPool,
     now: DateTime<Utc>,
@@ -279,6 +293,22 @@ async fn partition_state(
 
 /// Creates one partition if it is missing; the number of rows moved into it, or `None`
 /// if it existed.
+///
+/// # Locks, and why no writer can deadlock with them
+/// The transaction needs `SHARE ROW EXCLUSIVE` on the parent (ONLY: not its
+/// partitions), `ACCESS EXCLUSIVE` on the default partition, and `SHARE ROW
+/// EXCLUSIVE` on every table the parent's foreign keys reference (`jobs`: attaching
+/// adds the foreign key to the new partition). It waits for the first, holding no
+/// table lock yet, and takes the others with `NOWAIT`; if one of them is busy, it rolls
+/// back, pauses and tries again, for at most [`LOCK_BUDGET`] in all. Waiting for those
+/// while holding the parent would deadlock with ordinary statements: PostgreSQL locks
+/// the relations of a statement in the order they appear in it, so `WITH before AS
+/// (SELECT … FROM job_executions) UPDATE job_executions …` holds `ACCESS SHARE` on the
+/// default partition before it asks for `ROW EXCLUSIVE` on the parent, and a
+/// transaction that updated `jobs` before writing an execution holds `jobs` while it
+/// waits for the parent. PostgreSQL then aborts one side after `deadlock_timeout`
+/// (1 s), and that side was usually the application's write (an attempt's outcome
+/// lost, its entry run again after its lease).
 async fn ensure_partition(
     pool: &PgPool,
     table: &Partitioned,
@@ -300,7 +330,41 @@ async fn ensure_partition(
         }
         None => {}
     }
+    let deadline = tokio::time::Instant::now() + LOCK_BUDGET;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match create_partition(&mut conn, table, month, name, left).await {
+            Err(e) if is_lock_not_available(&e) && tokio::time::Instant::now() < deadline => {
+                tracing::debug!(partition = %name, error = %e, "a table is busy; trying again");
+                tokio::time::sleep(LOCK_RETRY_PAUSE).await;
+            }
+            result => return result,
+        }
+    }
+}
 
+/// Whether `e` is PostgreSQL's `lock_not_available` (a busy `NOWAIT` lock, or a lock
+/// wait that ran into `lock_timeout`).
+fn is_lock_not_available(e: &MaintenanceError) -> bool {
+    match e {
+        MaintenanceError::Database { source, .. } => source
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == LOCK_NOT_AVAILABLE),
+        _ => false,
+    }
+}
+
+/// One try of [`ensure_partition`]: waits at most `wait` for the parent's lock, takes
+/// the others without waiting (see there), and creates the partition. Rolls back on
+/// any error.
+async fn create_partition(
+    conn: &mut PgConnection,
+    table: &Partitioned,
+    month: Month,
+    name: &str,
+    wait: Duration,
+) -> Result<Option<u64>, MaintenanceError> {
     let doing = |what: &str| format!("creating partition {name}: {what}");
     let mut tx = conn
         .begin()
@@ -322,18 +386,22 @@ async fn ensure_partition(
         }
         None => {}
     }
-    sqlx::query(LOCK_TIMEOUT)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err(doing("setting the lock timeout")))?;
-    // Parent first, then the default partition: the order in which writers lock them.
+    // At least 1 ms: 0 would mean no limit.
+    let wait_ms = wait.as_millis().clamp(1, u128::from(u32::MAX));
+    sqlx::query(AssertSqlSafe(format!(
+        "SET LOCAL lock_timeout = '{wait_ms}ms'"
+    )))
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err(doing("setting the lock timeout")))?;
     // SHARE ROW EXCLUSIVE on the parent alone (ONLY: not its partitions) waits for the
     // writes in flight and holds off new ones until the partition is attached. A
     // write that had already looked at the partitions and routed a row of this month
     // to the default partition would otherwise fail once the partition is attached
     // (PostgreSQL re-checks the default partition's constraint), and no row may land
     // in the default partition between the move and the attach. Reads of the other
-    // partitions go on.
+    // partitions go on. This is the one lock waited for: nothing is held yet (but the
+    // advisory lock, which only partition DDL takes).
     sqlx::query(AssertSqlSafe(format!(
         "LOCK TABLE ONLY {} IN SHARE ROW EXCLUSIVE MODE",
         table.parent
@@ -341,8 +409,28 @@ async fn ensure_partition(
     .execute(&mut *tx)
     .await
     .map_err(db_err(doing("locking the parent")))?;
+    // The rest without waiting (see `ensure_partition`): the tables the foreign keys
+    // reference, then the default partition.
+    let referenced: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT confrelid::regclass::text FROM pg_constraint \
+         WHERE conrelid = to_regclass($1) AND contype = 'f' ORDER BY 1",
+    )
+    .bind(table.parent)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err(doing("listing the referenced tables")))?;
+    for other in &referenced {
+        sqlx::query(AssertSqlSafe(format!(
+            "LOCK TABLE ONLY {other} IN SHARE ROW EXCLUSIVE MODE NOWAIT"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err(doing(&format!(
+            "locking {other}, which it references"
+        ))))?;
+    }
     sqlx::query(AssertSqlSafe(format!(
-        "LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE",
+        "LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE NOWAIT",
         table.default
     )))
     .execute(&mut *tx)

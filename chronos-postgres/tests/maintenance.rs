@@ -860,6 +860,142 @@ fn upkeep_gives_up_instead_of_stalling_writers_behind_a_long_transaction() {
     });
 }
 
+/// Whether some backend holds `mode` on `relation`.
+async fn lock_granted(pool: &PgPool, relation: &str, mode: &str) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks \
+                        WHERE relation = to_regclass($1) AND mode = $2 AND granted)",
+    )
+    .bind(relation)
+    .bind(mode)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Regression: upkeep used to take the parent's lock, then wait for the default
+/// partition while holding it. A statement that reads the table before writing it
+/// (the store's `WITH before AS (SELECT … FROM job_executions) UPDATE job_executions
+/// …`) locks the default partition first and the parent for writing second, so the two
+/// deadlocked and PostgreSQL aborted one of them: on a fresh database, the outcome of
+/// an attempt that finished while the first partitions were created was lost (and the
+/// job run again after its lease). Now upkeep only waits while it holds no table lock.
+#[test]
+fn upkeep_never_deadlocks_with_a_statement_that_reads_before_it_writes() {
+    run(async {
+        let db = TestDb::create().await;
+        let job = insert_job(&db.pool).await;
+        // No monthly partition yet: the row is in the default partition.
+        let id = insert_execution(&db.pool, job, t("2026-03-10T00:00:00Z")).await;
+        assert_eq!(
+            partition_of(&db.pool, "job_executions", id).await,
+            "job_executions_default"
+        );
+
+        // The writer reads (ACCESS SHARE on the parent and the default partition)...
+        let mut writer = db.pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL statement_timeout = '10s'")
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        let status: String = sqlx::query_scalar("SELECT status FROM job_executions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *writer)
+            .await
+            .unwrap();
+        assert_eq!(status, "success");
+
+        // ... upkeep starts and takes the parent (the old code then waited for the
+        // default partition, holding it) ...
+        let pool = db.pool.clone();
+        let upkeep =
+            tokio::spawn(
+                async move { ensure_partitions(&pool, t("2026-03-01T00:00:00Z"), 0).await },
+            );
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline
+            && !lock_granted(&db.pool, "job_executions", "ShareRowExclusiveLock").await
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        // ... and the writer writes: neither side may be aborted as a deadlock victim.
+        let updated = sqlx::query(
+            "WITH before AS (SELECT status FROM job_executions WHERE id = $1) \
+             UPDATE job_executions SET status = 'failed' \
+             WHERE id = $1 AND (SELECT status FROM before) = 'success'",
+        )
+        .bind(id)
+        .execute(&mut *writer)
+        .await;
+        let updated = match updated {
+            Ok(done) => done.rows_affected(),
+            Err(e) => panic!("the writer was aborted: {e}"),
+        };
+        assert_eq!(updated, 1);
+        writer.commit().await.unwrap();
+
+        let report = tokio::time::timeout(WAIT, upkeep)
+            .await
+            .expect("upkeep finishes once the writer is done")
+            .unwrap()
+            .unwrap_or_else(|e| panic!("upkeep was aborted: {e}"));
+        let created: Vec<(&str, u64)> = report
+            .created
+            .iter()
+            .map(|c| (c.name.as_str(), c.moved_rows))
+            .collect();
+        assert_eq!(
+            created,
+            [("job_executions_y2026m03", 1), ("job_logs_y2026m03", 0)]
+        );
+        assert_eq!(
+            partition_of(&db.pool, "job_executions", id).await,
+            "job_executions_y2026m03"
+        );
+        let status: String = sqlx::query_scalar("SELECT status FROM job_executions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(status, "failed");
+    });
+}
+
+/// Upkeep keeps trying while a reader holds the default partition, and goes through
+/// once it lets go, well within its budget.
+#[test]
+fn upkeep_waits_out_a_short_reader_of_the_default_partition() {
+    run(async {
+        let db = TestDb::create().await;
+        let mut reader = db.pool.begin().await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM job_executions_default")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        let pool = db.pool.clone();
+        let started = Instant::now();
+        let upkeep =
+            tokio::spawn(
+                async move { ensure_partitions(&pool, t("2026-03-01T00:00:00Z"), 0).await },
+            );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!upkeep.is_finished(), "the default partition is busy");
+        reader.commit().await.unwrap();
+        let report = tokio::time::timeout(WAIT, upkeep)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(report.created.len(), 2);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+    });
+}
+
 fn fast_config() -> MaintenanceConfig {
     MaintenanceConfig {
         months_ahead: 1,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chronos::model::{
     Execution, ExecutionStatus, Job, JobQuery, JobSort, JobStatus, NotificationStatus,
-    OccurrenceKey, SortOrder,
+    OccurrenceKey, Schedule, SortOrder,
 };
 use chronos::store::{
     ABANDONED, Advance, FinishExecution, JobStore, NewNotification, NotificationOutcome,
@@ -483,6 +483,41 @@ fn names_sort_in_byte_order() {
             assert_eq!(got, expected, "{order:?}");
             expected.reverse();
         }
+    });
+}
+
+/// The core puts no bound on a cron expression, so the database does not either: one
+/// that lists every minute, hour and day (over 255 characters, the column's former
+/// `varchar(255)`) is stored and read back, on insert and on update.
+#[test]
+fn cron_expressions_of_any_length_are_stored() {
+    run(async {
+        let (_db, store) = setup().await;
+        let list = |from: u32, to: u32| {
+            (from..to)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let long = format!("{} {} {} * *", list(0, 60), list(0, 24), list(1, 32));
+        assert!(long.len() > 255, "{}", long.len());
+        let mut j = recurring_job(Uuid::new_v4(), "long", at(60));
+        j.schedule = Schedule::Cron {
+            expression: long.clone(),
+        };
+        store.insert_job(&j).await.expect("insert");
+        let stored = store.get_job(j.id).await.expect("get").expect("job");
+        assert_eq!(stored.schedule, j.schedule);
+
+        let longer = format!("{} {long}", list(0, 60));
+        let mut changed = stored.clone();
+        changed.schedule = Schedule::Cron {
+            expression: longer.clone(),
+        };
+        let updated = store.update_job(&changed).await.expect("update");
+        assert_eq!(updated.schedule, changed.schedule);
+        let stored = store.get_job(j.id).await.expect("get").expect("job");
+        assert_eq!(stored.schedule, Schedule::Cron { expression: longer });
     });
 }
 

@@ -6,42 +6,59 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::middleware::{Session, unavailable};
 use crate::auth::password::{MAX_PASSWORD_CHARS, password_problem};
 use crate::auth::token::Issued;
 use crate::auth::validate_email;
-use crate::error::{ApiError, Code, FieldIssue};
+use crate::docs::{RATE_LIMITED, UNAUTHENTICATED};
+use crate::error::{ApiError, Code, ErrorBody, FieldIssue};
 use crate::extract::ApiJson;
 use crate::ports::{User, UserStoreError};
-use crate::respond;
+use crate::respond::{self, Envelope, Message};
 use crate::state::{AppState, AuthUser};
 
 /// The body of register and login. Unknown fields are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"email": "user@example.com", "password": "SecurePass123"}))]
 pub struct Credentials {
+    /// A valid address; stored trimmed and lower-cased, unique case-insensitively.
+    #[schema(required = true, nullable = false)]
     email: Option<String>,
+    /// To register: 8 to 128 characters with a lower-case letter, an upper-case letter
+    /// and a digit.
+    #[schema(required = true, nullable = false)]
     password: Option<String>,
 }
 
 /// `data.user` of register and login.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct UserBrief<'a> {
+    /// The user's id.
     id: Uuid,
+    /// The address as stored (trimmed, lower-cased).
     email: &'a str,
+    /// When the account was made.
     #[serde(with = "crate::respond::instant")]
     created_at: DateTime<Utc>,
 }
 
 /// `data` of register and login: the user, the token, and (for the original
 /// frontend) `user_id` and `email` beside `user`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Session)]
 struct SessionData<'a> {
+    /// The user.
     user: UserBrief<'a>,
+    /// The bearer token (JWT, HS256).
     token: &'a str,
+    /// The token's lifetime in seconds (86400 by default).
     expires_in: u64,
+    /// `user.id` (the original frontend reads it here).
     user_id: Uuid,
+    /// `user.email` (the original frontend reads it here).
     email: &'a str,
 }
 
@@ -62,20 +79,26 @@ impl<'a> SessionData<'a> {
 }
 
 /// `data` of `GET /auth/me`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Me<'a> {
+    /// The user's id.
     id: Uuid,
+    /// The address as stored.
     email: &'a str,
+    /// When the account was made.
     #[serde(with = "crate::respond::instant")]
     created_at: DateTime<Utc>,
+    /// When it last changed.
     #[serde(with = "crate::respond::instant")]
     updated_at: DateTime<Utc>,
 }
 
 /// `data` of `POST /auth/refresh`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Refreshed<'a> {
+    /// The new bearer token.
     token: &'a str,
+    /// Its lifetime in seconds.
     expires_in: u64,
 }
 
@@ -153,7 +176,23 @@ fn read_credentials(body: Credentials, registering: bool) -> Result<(String, Str
     }
 }
 
-/// `POST /auth/register` → 201 "User registered successfully".
+/// Register.
+///
+/// `POST /auth/register` → 201 "User registered successfully", signed in.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "register",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "\"User registered successfully\" with a token",
+            body = Envelope<SessionData>),
+        (status = 400, description = "`VALIDATION_ERROR` (a missing or bad email, a weak \
+            password) or `INVALID_JSON`", body = ErrorBody),
+        (status = 409, description = "`EMAIL_EXISTS` (compared case-insensitively)",
+            body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMIT_EXCEEDED`: over the per-client-IP limit of \
+            register and login together (10 per 15 minutes by default)", body = ErrorBody),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
@@ -188,13 +227,28 @@ pub async fn register(
     Ok(respond::with(
         StatusCode::CREATED,
         Some("User registered successfully"),
-        Some(SessionData::new(&user, &issued)),
+        SessionData::new(&user, &issued),
     ))
 }
 
+/// Sign in.
+///
 /// `POST /auth/login` → 200 "Login successful". An unknown email and a wrong
 /// password are the same 401 `INVALID_CREDENTIALS`, and take as long: an unknown
 /// email is verified against a dummy hash.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "\"Login successful\" with a token", body = Envelope<SessionData>),
+        (status = 400, description = "`VALIDATION_ERROR` (a missing email or password) or \
+            `INVALID_JSON`", body = ErrorBody),
+        (status = 401, description = "`INVALID_CREDENTIALS`: an unknown email or a wrong \
+            password, alike", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 429, description = "`RATE_LIMIT_EXCEEDED`: over the per-client-IP limit",
+            body = ErrorBody),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Credentials>,
@@ -238,8 +292,19 @@ pub async fn login(
     ))
 }
 
+/// Sign out.
+///
 /// `POST /auth/logout` → 200 "Logged out successfully": revokes the token for the
-/// rest of its life. Takes no body.
+/// rest of its life (everywhere: it gets 401 `TOKEN_REVOKED`). Takes no body.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "\"Logged out successfully\"", body = Message),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the revocation could not be \
+            recorded (the token stays valid)", body = ErrorBody),
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -261,7 +326,16 @@ async fn revoke(state: &AppState, session: &Session) -> Result<(), ApiError> {
         })
 }
 
-/// `GET /auth/me` → the caller.
+/// The caller.
+///
+/// `GET /auth/me` → the caller's account.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", operation_id = "me",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Envelope<Me>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+    )
+)]
 pub async fn me(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -285,7 +359,21 @@ async fn current_user(state: &AppState, user: &AuthUser) -> Result<User, ApiErro
         .ok_or_else(|| ApiError::new(Code::InvalidToken, "the token's user no longer exists"))
 }
 
-/// `POST /auth/refresh` → a new token; the old one is revoked. Takes no body.
+/// A new token.
+///
+/// `POST /auth/refresh` → 200 "Token refreshed successfully" with a new token; the
+/// old one is revoked. Takes no body.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "refresh",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "\"Token refreshed successfully\" with the new token",
+            body = Envelope<Refreshed>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the old token could not be \
+            revoked (no new one is handed out)", body = ErrorBody),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,

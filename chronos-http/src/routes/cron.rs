@@ -9,11 +9,13 @@ use chrono::{DateTime, Datelike as _, Utc};
 use chronos::model::spec::{self, SpecError};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::docs::UNAUTHENTICATED;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::json::Fields;
-use crate::respond::{ok, timestamp};
+use crate::respond::{Envelope, ok, timestamp};
 use crate::routes::jobs::method_not_allowed;
 use crate::state::AppState;
 
@@ -24,6 +26,9 @@ pub const DEFAULT_COUNT: u64 = 5;
 /// The last year RFC 3339 can write: later fire times are not listed.
 const LAST_YEAR: i32 = 9999;
 
+/// The fields `POST /cron/preview` accepts.
+const PREVIEW_FIELDS: &[&str] = &["cron_expression", "timezone", "after", "count"];
+
 /// The cron routes, relative to `/api/v1`.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -31,6 +36,31 @@ pub fn routes() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+// The single description of the body of `POST /cron/preview` (for the document):
+// `preview` reads it field by field with `Fields`. A unit test checks that it lists
+// exactly `PREVIEW_FIELDS`.
+/// The body of `POST /cron/preview`.
+///
+/// `null` counts as absent; any other field is unknown.
+#[derive(Debug, ToSchema)]
+#[schema(example = json!({"cron_expression": "30 2 * * *", "timezone": "Europe/Berlin", "count": 3}))]
+pub struct CronPreview {
+    /// 5 fields, or 6 with seconds first; names, ranges, lists, steps,
+    /// `@hourly`-style macros, `L`, `W`, `#`: the rules of jobs.
+    pub cron_expression: String,
+    /// The IANA time zone it is evaluated in (default `UTC`).
+    #[schema(default = "UTC")]
+    pub timezone: Option<String>,
+    /// List fire times strictly after this instant (RFC 3339 with `Z` or an offset;
+    /// default now).
+    pub after: Option<DateTime<Utc>>,
+    /// How many fire times: 1 to 100.
+    #[schema(minimum = 1, maximum = 100, default = json!(DEFAULT_COUNT))]
+    pub count: Option<u64>,
+}
+
+/// Preview a cron expression.
+///
 /// `POST /cron/preview` `{cron_expression, timezone?, after?, count?}` → `data:
 /// {next_runs: [...]}`: the first `count` (1..100, default 5) fire times strictly
 /// after `after` (RFC 3339 with `Z` or an offset, default now), evaluated in
@@ -48,14 +78,25 @@ pub fn routes() -> Router<AppState> {
 /// previous one) or fires past the year 9999, which RFC 3339 cannot write (none at
 /// all is a 422 like an expression that never fires); the computation runs off the async workers, so a pathological
 /// expression cannot stall other requests.
+#[utoipa::path(post, path = "/api/v1/cron/preview", tag = "cron", operation_id = "cron_preview",
+    security(("bearer" = [])),
+    request_body = CronPreview,
+    responses(
+        (status = 200, description = "The next fire times", body = Envelope<Preview>),
+        (status = 400, description = "`VALIDATION_ERROR` (naming each field), `INVALID_JSON` \
+            or `INVALID_TIMEZONE`", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 422, description = "`INVALID_CRON_EXPRESSION`: it does not parse, or never \
+            fires after `after`", body = ErrorBody),
+    )
+)]
 pub async fn preview(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let mut f = Fields::of(body)?;
-    f.reject_unknown(&["cron_expression", "timezone", "after", "count"], |_| {
-        "unknown field".to_owned()
-    });
+    f.reject_unknown(PREVIEW_FIELDS, |_| "unknown field".to_owned());
     let expression = f.string("cron_expression");
     if expression.is_none() && !f.has_issue("cron_expression") {
         f.issue("cron_expression", "is required");
@@ -97,7 +138,39 @@ pub async fn preview(
     }))
 }
 
-#[derive(Serialize)]
+/// The fire times.
+#[derive(Serialize, ToSchema)]
 struct Preview {
+    /// RFC 3339 UTC instants with milliseconds, soonest first.
+    #[schema(value_type = Vec<DateTime<Utc>>)]
     next_runs: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    /// The request type describes exactly the fields the handler accepts.
+    #[test]
+    fn the_documented_body_is_the_accepted_one() {
+        let schema = serde_json::to_value(CronPreview::schema()).unwrap();
+        let mut fields: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        let mut accepted = PREVIEW_FIELDS.to_vec();
+        accepted.sort_unstable();
+        assert_eq!(fields, accepted);
+        assert_eq!(
+            schema["properties"]["count"]["maximum"].as_f64(),
+            Some(MAX_COUNT as f64)
+        );
+    }
 }

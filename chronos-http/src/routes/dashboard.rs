@@ -10,11 +10,13 @@ use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use chronos::model::{Execution, Job, OwnerStats};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::json::round2;
-use crate::respond::ok;
+use crate::docs::{RATE_LIMITED, UNAUTHENTICATED};
+use crate::error::{ApiError, ErrorBody};
+use crate::json::{round2, schema};
+use crate::respond::{Envelope, ok};
 use crate::routes::jobs::method_not_allowed;
 use crate::state::{AppState, AuthUser};
 
@@ -31,6 +33,8 @@ pub fn routes() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// The caller's figures.
+///
 /// `GET /dashboard/stats`: the caller's figures, deleted jobs and their executions
 /// left out; every figure is a JSON number.
 ///
@@ -49,6 +53,15 @@ pub fn routes() -> Router<AppState> {
 /// hours, soonest first, at most 10 (each carries `job_id` like every job JSON);
 /// `recent_executions` the 10 latest recorded attempts, newest first
 /// (`execution_time` is when the attempt started, `null` while queued).
+#[utoipa::path(get, path = "/api/v1/dashboard/stats", tag = "dashboard",
+    operation_id = "dashboard_stats",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's figures", body = Envelope<Stats>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn stats(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -62,54 +75,95 @@ pub async fn stats(
     Ok(ok(Stats::new(&overview, &upcoming, &recent)))
 }
 
-#[derive(Serialize)]
+/// The caller's figures (deleted jobs and their executions left out).
+#[derive(Serialize, ToSchema)]
 struct Stats {
+    /// Job counts.
     jobs: JobFigures,
+    /// Execution figures.
     executions: ExecutionFigures,
+    /// The active jobs due in the next 24 hours, soonest first, at most 10.
     upcoming_jobs: Vec<UpcomingJob>,
+    /// The 10 latest recorded attempts, newest first.
     recent_executions: Vec<RecentExecution>,
 }
 
-#[derive(Serialize)]
+/// Job counts by status and type.
+#[derive(Serialize, ToSchema)]
 struct JobFigures {
+    /// Every job.
     total: u64,
+    /// Active jobs.
     active: u64,
+    /// Completed one-time jobs.
     completed: u64,
+    /// Paused jobs.
     paused: u64,
+    /// Failed one-time jobs.
     failed: u64,
+    /// One-time jobs.
     onetime: u64,
+    /// Recurring jobs.
     recurring: u64,
 }
 
-#[derive(Serialize)]
+/// Execution figures.
+#[derive(Serialize, ToSchema)]
 struct ExecutionFigures {
+    /// Every recorded attempt (queued, running and cancelled ones too).
     total: u64,
+    /// Attempts that succeeded.
     successful: u64,
+    /// Attempts that failed or timed out.
     failed: u64,
+    /// `successful / (successful + failed) × 100`, rounded to 2 decimals; 0 when
+    /// there are none.
     success_rate: f64,
+    /// Mean duration in seconds over the attempts that recorded one (2 decimals; 0
+    /// when none did).
     avg_duration_seconds: f64,
+    /// Longest duration in seconds (0 when none).
     max_duration_seconds: f64,
+    /// Shortest duration in seconds (0 when none).
     min_duration_seconds: f64,
 }
 
-#[derive(Serialize)]
+/// A job due soon.
+#[derive(Serialize, ToSchema)]
 struct UpcomingJob {
+    /// The job's id.
     id: Uuid,
+    /// The same id (the original frontend reads this name).
     job_id: Uuid,
+    /// The name.
     name: String,
+    /// When it runs next.
     #[serde(with = "crate::respond::instant::option")]
+    #[schema(required = true)]
     next_run: Option<DateTime<Utc>>,
+    /// `one-time` or `recurring`.
+    #[schema(value_type = schema::JobType)]
     job_type: &'static str,
 }
 
-#[derive(Serialize)]
+/// A recent attempt.
+#[derive(Serialize, ToSchema)]
 struct RecentExecution {
+    /// The execution's id.
     id: Uuid,
+    /// The job.
     job_id: Uuid,
+    /// The job's name when the attempt was recorded.
     job_name: String,
+    /// Its status.
+    #[schema(value_type = schema::ExecutionStatus)]
     status: &'static str,
+    /// When it started; `null` while queued.
     #[serde(with = "crate::respond::instant::option")]
+    #[schema(required = true)]
     execution_time: Option<DateTime<Utc>>,
+    /// How long it ran, in milliseconds.
+    #[schema(required = true)]
     duration_ms: Option<u64>,
 }
 

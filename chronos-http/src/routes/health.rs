@@ -32,11 +32,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use chronos::queue::QueueCounts;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
+use crate::error::Code;
 use crate::respond::timestamp;
-use crate::routes::system::System;
+use crate::routes::system::{QueueBackend, System};
 
 /// One probed dependency.
 #[derive(Debug, Clone, PartialEq)]
@@ -264,6 +268,160 @@ pub async fn respond(system: &System) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
+// The description of what `respond` writes (for the document): the body is assembled
+// as JSON there. `tests/bin_system_routes.rs` checks real answers against it, strictly.
+/// The health report of both health routes.
+///
+/// A 503 carries the same report, with the fields of every error answer.
+#[derive(Debug, ToSchema)]
+#[schema(as = Health)]
+pub struct HealthBody {
+    /// `true`; `false` with a 503.
+    pub success: bool,
+    /// `healthy`, or `unhealthy` with a 503.
+    #[schema(schema_with = overall_status)]
+    pub status: String,
+    /// When the report was made.
+    pub timestamp: DateTime<Utc>,
+    /// The service's version.
+    pub version: String,
+    /// Seconds since the process started (3 decimals).
+    pub uptime: f64,
+    /// `development` or `production`.
+    pub environment: String,
+    /// The dependencies.
+    pub services: HealthServices,
+    /// The process.
+    pub system: HealthSystem,
+    /// `true` with a 503 (the fields of every error answer); absent otherwise.
+    #[schema(nullable = false)]
+    pub error: Option<bool>,
+    /// `SERVICE_UNAVAILABLE` with a 503; absent otherwise.
+    #[schema(nullable = false)]
+    pub code: Option<Code>,
+    /// With a 503: `unhealthy: ` and the failing dependencies (`database`, `redis`,
+    /// `queue`); absent otherwise.
+    #[schema(nullable = false)]
+    pub message: Option<String>,
+}
+
+/// The dependencies of a health report.
+#[derive(Debug, ToSchema)]
+pub struct HealthServices {
+    /// PostgreSQL, or the in-memory store (always healthy).
+    pub database: ServiceHealth,
+    /// Redis (`not_configured` without `REDIS_URL`; that is not unhealthy).
+    pub redis: ServiceHealth,
+    /// The queue.
+    pub queue: QueueHealth,
+}
+
+/// One dependency's probe.
+#[derive(Debug, ToSchema)]
+pub struct ServiceHealth {
+    /// `healthy`, `unhealthy` or `not_configured`.
+    #[schema(schema_with = probe_status)]
+    pub status: String,
+    /// How long the probe took, in ms (absent when not configured).
+    #[schema(nullable = false)]
+    pub latency_ms: Option<f64>,
+    /// Why it is unhealthy (a probe gets 2 s by default).
+    #[schema(nullable = false)]
+    pub error: Option<String>,
+    /// Database and queue only: `postgresql`, `redis` or `memory`.
+    #[schema(nullable = false, schema_with = backend)]
+    pub backend: Option<String>,
+}
+
+/// The queue's probe and depth.
+#[derive(Debug, ToSchema)]
+pub struct QueueHealth {
+    /// The probe.
+    #[serde(flatten)]
+    pub probe: ServiceHealth,
+    /// The queue's depth, when it answered.
+    #[schema(nullable = false)]
+    pub metrics: Option<QueueDepth>,
+}
+
+/// The queue's depth.
+#[derive(Debug, ToSchema)]
+pub struct QueueDepth {
+    /// Entries not yet running (`delayed + due`).
+    pub waiting: u64,
+    /// Due and not yet taken.
+    pub due: u64,
+    /// Waiting for their time.
+    pub delayed: u64,
+    /// Taken by a worker.
+    pub leased: u64,
+    /// `leased` again (the original API's name).
+    pub active: u64,
+    /// Every entry.
+    pub total: u64,
+}
+
+/// The process answering.
+#[derive(Debug, ToSchema)]
+pub struct HealthSystem {
+    /// Whole seconds since start.
+    pub uptime_seconds: u64,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// `serve`, `api` or `worker`.
+    pub role: String,
+    /// The engine's worker id.
+    pub worker_id: String,
+    /// `development` or `production`.
+    pub environment: String,
+    /// Memory use (Linux only).
+    #[schema(nullable = false)]
+    pub memory: Option<Memory>,
+}
+
+/// Memory use.
+#[derive(Debug, ToSchema)]
+pub struct Memory {
+    /// The resident set size in MiB, 1 decimal.
+    pub rss_mb: f64,
+}
+
+fn string_enum(description: &str, values: Vec<&'static str>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .description(Some(description))
+}
+
+fn overall_status() -> ObjectBuilder {
+    string_enum(
+        "`healthy`, or `unhealthy` with a 503.",
+        vec!["healthy", "unhealthy"],
+    )
+}
+
+fn probe_status() -> ObjectBuilder {
+    string_enum(
+        "The probe's outcome; `not_configured` (Redis without `REDIS_URL`) is not unhealthy.",
+        vec![
+            Probe::healthy(Duration::ZERO).status,
+            Probe::unhealthy(Duration::ZERO, String::new()).status,
+            Probe::not_configured().status,
+        ],
+    )
+}
+
+fn backend() -> ObjectBuilder {
+    string_enum(
+        "Database and queue only: the backend that holds them.",
+        vec![
+            QueueBackend::Postgres.as_str(),
+            QueueBackend::Redis.as_str(),
+            QueueBackend::Memory.as_str(),
+        ],
+    )
+}
+
 /// The resident set size in MiB (Linux; `None` elsewhere).
 fn rss_mb() -> Option<f64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -271,7 +429,18 @@ fn rss_mb() -> Option<f64> {
     Some((pages * 4096.0 / (1024.0 * 1024.0) * 10.0).round() / 10.0)
 }
 
+/// The service's health (public).
+///
 /// `GET /health`: 200 when every dependency answers, 503 naming the failing ones.
+/// Every probe is bounded (2 s by default), so a hung dependency gives a 503, never a
+/// hanging request.
+#[utoipa::path(get, path = "/health", tag = "system", operation_id = "health",
+    responses(
+        (status = 200, description = "Every dependency answered", body = HealthBody),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: a dependency is down (named in \
+            `message`); the report is complete", body = HealthBody),
+    )
+)]
 pub async fn handler(State(system): State<System>) -> Response {
     respond(&system).await
 }

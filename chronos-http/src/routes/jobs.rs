@@ -3,6 +3,7 @@
 //! ([`chronos::Chronos::owned_by`]): another user's job answers exactly like a missing
 //! one, 404 `JOB_NOT_FOUND`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{self, post};
 use axum::{Extension, Router};
+use chrono::{DateTime, Utc};
 use chronos::Chronos;
 use chronos::model::spec::{self, SpecError};
 use chronos::model::{
@@ -22,12 +24,16 @@ use chronos::model::{
 };
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
-use crate::error::{ApiError, Code, FieldIssue};
+use crate::docs::{JOB_ID, RATE_LIMITED, UNAUTHENTICATED};
+use crate::error::{ApiError, Code, ErrorBody, FieldIssue};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, body_rejection, parse_json};
-use crate::json::{ExecutionJson, Fields, JobDetailJson, JobJson, PaginationJson};
-use crate::respond::{ok, ok_message, ok_with, with};
+use crate::json::{ExecutionJson, Fields, JobDetailJson, JobJson, PaginationJson, schema};
+use crate::respond::{Envelope, Message, ok, ok_message, ok_with, with};
 use crate::state::{AppState, AuthUser};
 
 /// How far ahead `GET /jobs/upcoming` looks.
@@ -108,6 +114,67 @@ const FIXED_FIELDS: &[&str] = &[
     "failure_count",
 ];
 
+// The single description of the body of `POST /jobs` (for the document): `create`
+// reads it field by field with `Fields`, so that every problem is reported at once.
+// A unit test checks that it lists exactly `CREATE_FIELDS`, with the core's limits.
+/// The body of `POST /jobs`.
+///
+/// Every problem with it is reported at once, in one `VALIDATION_ERROR` naming each
+/// field. `null` counts as absent; any other field is an "unknown field".
+#[derive(Debug, ToSchema)]
+#[schema(example = json!({"name": "nightly report", "job_type": "recurring",
+    "schedule_type": "cron", "cron_expression": "30 2 * * *", "timezone": "Europe/Berlin",
+    "handler": "http", "payload": {"url": "https://example.com/report", "method": "POST"},
+    "max_retries": 3}))]
+pub struct CreateJob {
+    /// 1 to 255 characters.
+    #[schema(min_length = 1, max_length = 255)]
+    pub name: String,
+    /// At most 1000 characters.
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+    /// `one-time` pairs with `immediate` or `scheduled`, `recurring` with `cron`.
+    #[schema(value_type = schema::JobType)]
+    pub job_type: String,
+    /// `scheduled` needs `scheduled_time`, `cron` needs `cron_expression`.
+    #[schema(value_type = schema::ScheduleType)]
+    pub schedule_type: String,
+    /// For a `scheduled` job only (required there): RFC 3339 with `Z` or an offset, in
+    /// the future (else 400 `INVALID_SCHEDULED_TIME`).
+    pub scheduled_time: Option<DateTime<Utc>>,
+    /// For a `cron` job only (required there): 5 fields, or 6 with seconds first;
+    /// names, ranges, lists, steps, `@hourly`-style macros, `L`, `W`, `#` (bad: 422
+    /// `INVALID_CRON_EXPRESSION`).
+    pub cron_expression: Option<String>,
+    /// An IANA time zone (default `UTC`; bad: 400 `INVALID_TIMEZONE`). Any schedule may
+    /// name one; only cron schedules are evaluated in it.
+    #[schema(default = "UTC")]
+    pub timezone: Option<String>,
+    /// A registered executor (default `echo`: succeeds and returns its payload; also
+    /// `http` `{url, method?, headers?, body?}`, `sleep` `{ms}`, `fail`
+    /// `{message?, fatal?}`); an unknown one is a `VALIDATION_ERROR`.
+    #[schema(default = json!(spec::DEFAULT_HANDLER), min_length = 1, max_length = 100)]
+    pub handler: Option<String>,
+    /// A JSON object handed to the executor (default `{}`).
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// Seconds an attempt may run: 1 to 3600 (a whole number).
+    #[schema(minimum = 1, maximum = 3600, default = json!(spec::DEFAULT_TIMEOUT.as_secs()))]
+    pub timeout_seconds: Option<u64>,
+    /// Retries after the first attempt: 0 to 10 (0: no retry).
+    #[schema(minimum = 0, maximum = 10, default = json!(spec::DEFAULT_MAX_RETRIES))]
+    pub max_retries: Option<u32>,
+    /// Retry n waits `retry_backoff_ms × 2^(n-1)`: 0 to 86 400 000 ms.
+    #[schema(
+        minimum = 0,
+        maximum = 86_400_000,
+        default = json!(spec::DEFAULT_RETRY_BACKOFF.as_millis())
+    )]
+    pub retry_backoff_ms: Option<u64>,
+}
+
+/// Create a job.
+///
 /// `POST /jobs`: 201 "Job created successfully" with the new job.
 ///
 /// The body is read strictly, and every problem with it is reported at once in one
@@ -131,6 +198,23 @@ const FIXED_FIELDS: &[&str] = &[
 /// Once the body is well-formed: a bad time zone is 400 `INVALID_TIMEZONE`, a bad cron
 /// expression 422 `INVALID_CRON_EXPRESSION` with the parser's reason, a
 /// `scheduled_time` not in the future 400 `INVALID_SCHEDULED_TIME`.
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", operation_id = "create_job",
+    security(("bearer" = [])),
+    request_body = CreateJob,
+    responses(
+        (status = 201, description = "\"Job created successfully\" with the new job (`active`)",
+            body = Envelope<JobJson>),
+        (status = 400, description = "`VALIDATION_ERROR` (every field problem at once, in \
+            `errors`), `INVALID_JSON`, `INVALID_SCHEDULED_TIME` or `INVALID_TIMEZONE`",
+            body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over the limit \
+            (1 MiB by default)", body = ErrorBody),
+        (status = 422, description = "`INVALID_CRON_EXPRESSION` with the parser's reason",
+            body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -143,7 +227,7 @@ pub async fn create(
     Ok(with(
         StatusCode::CREATED,
         Some("Job created successfully"),
-        Some(JobJson::from(&job)),
+        JobJson::from(&job),
     ))
 }
 
@@ -356,6 +440,97 @@ fn merge(issues: &mut Vec<FieldIssue>, core: Vec<spec::FieldError>) {
     }
 }
 
+/// The query of `GET /jobs` (the handler reads it as pairs, to name every bad
+/// parameter; this is its description for the document).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobListQuery {
+    /// Only jobs with this status.
+    #[param(value_type = Option<schema::JobStatus>)]
+    pub status: Option<String>,
+    /// Only jobs of this type.
+    #[param(value_type = Option<schema::JobType>)]
+    pub job_type: Option<String>,
+    /// The page, from 1 (default 1).
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The order of the jobs (default `created_at`; jobs without a `next_run` sort
+    /// last under `next_run`).
+    #[param(value_type = Option<SortBySchema>)]
+    pub sort_by: Option<String>,
+    /// `asc` or `desc` (default `desc`).
+    #[param(value_type = Option<SortOrderSchema>)]
+    pub sort_order: Option<String>,
+}
+
+/// The values of `sort_by`: the core's [`JobSort`], by their serde names (the
+/// schema `JobSort`).
+#[derive(Debug)]
+pub enum SortBySchema {}
+
+/// The values of `sort_order`: the core's [`SortOrder`], by their serde names (the
+/// schema `SortOrder`).
+#[derive(Debug)]
+pub enum SortOrderSchema {}
+
+/// A string schema of the serde names of `values`, with the default's.
+fn serde_names<T: Serialize + Default>(description: &str, values: &[T]) -> RefOr<Schema> {
+    let name = |v: &T| serde_json::to_value(v).unwrap_or_default();
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().map(name)))
+        .default(Some(name(&T::default())))
+        .description(Some(description))
+        .build()
+        .into()
+}
+
+impl PartialSchema for SortBySchema {
+    fn schema() -> RefOr<Schema> {
+        let _exhaustive = |s: JobSort| match s {
+            JobSort::CreatedAt | JobSort::NextRun | JobSort::Name | JobSort::UpdatedAt => (),
+        };
+        serde_names(
+            "What a job list is sorted by.",
+            &[
+                JobSort::CreatedAt,
+                JobSort::NextRun,
+                JobSort::Name,
+                JobSort::UpdatedAt,
+            ],
+        )
+    }
+}
+
+impl ToSchema for SortBySchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("JobSort")
+    }
+}
+
+impl PartialSchema for SortOrderSchema {
+    fn schema() -> RefOr<Schema> {
+        let _exhaustive = |s: SortOrder| match s {
+            SortOrder::Asc | SortOrder::Desc => (),
+        };
+        serde_names(
+            "Ascending or descending.",
+            &[SortOrder::Asc, SortOrder::Desc],
+        )
+    }
+}
+
+impl ToSchema for SortOrderSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SortOrder")
+    }
+}
+
+/// List the caller's jobs.
+///
 /// `GET /jobs`: one page of the caller's jobs (deleted ones never appear),
 /// `data: {jobs, pagination: {total, page, limit, total_pages}}`.
 ///
@@ -369,6 +544,17 @@ fn merge(issues: &mut Vec<FieldIssue>, core: Vec<spec::FieldError>) {
 /// form's "all" choice sends); parameters other than these are ignored (cache
 /// busters and the like); values are case-sensitive, as documented. Jobs without a
 /// `next_run` sort last under `sort_by=next_run` in either order.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", operation_id = "list_jobs",
+    security(("bearer" = [])),
+    params(JobListQuery),
+    responses(
+        (status = 200, description = "One page of jobs", body = Envelope<JobList>),
+        (status = 400, description = "`VALIDATION_ERROR` naming each bad parameter",
+            body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -418,18 +604,32 @@ pub async fn list(
     }))
 }
 
-#[derive(Serialize)]
+/// One page of jobs.
+#[derive(Serialize, ToSchema)]
 struct JobList {
+    /// The jobs of the page.
     jobs: Vec<JobJson>,
+    /// Where the page is.
     pagination: PaginationJson,
 }
 
+/// The caller's jobs due soon.
+///
 /// `GET /jobs/upcoming`: the caller's active jobs due within the next 24 hours,
 /// soonest first, `data: {jobs, count}`.
 ///
 /// Decisions: at most 100 jobs (`count` is the number returned); each is the full
 /// job JSON (a superset of the README's `{id, name, next_run, job_type}`); query
 /// parameters are ignored.
+#[utoipa::path(get, path = "/api/v1/jobs/upcoming", tag = "jobs", operation_id = "upcoming_jobs",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The jobs due in the next 24 hours, soonest first",
+            body = Envelope<Upcoming>),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn upcoming(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -446,12 +646,17 @@ pub async fn upcoming(
     }))
 }
 
-#[derive(Serialize)]
+/// The jobs due soon.
+#[derive(Serialize, ToSchema)]
 struct Upcoming {
+    /// Soonest first, at most 100.
     jobs: Vec<JobJson>,
+    /// The number of `jobs`.
     count: usize,
 }
 
+/// A job with its statistics.
+///
 /// `GET /jobs/:id`: the job with `statistics {total_executions,
 /// successful_executions, failed_executions, average_duration_ms,
 /// last_execution_time}`, repeated as `execution_count`, `success_count` and
@@ -461,6 +666,18 @@ struct Upcoming {
 /// attempt has a duration; `last_execution_time` is `null` until an attempt starts;
 /// `total_executions` counts every recorded attempt (queued and cancelled ones too),
 /// `failed_executions` counts failures and timeouts.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", operation_id = "get_job",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = JOB_ID)),
+    responses(
+        (status = 200, description = "The job with its statistics", body = Envelope<JobDetailJson>),
+        (status = 400, description = "`VALIDATION_ERROR`: a malformed id", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`JOB_NOT_FOUND`: no such job of the caller's (also a \
+            deleted one)", body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -472,6 +689,60 @@ pub async fn get(
     Ok(ok(JobDetailJson::new(&job, &stats)))
 }
 
+// The single description of the body of `PATCH /jobs/{id}` (for the document):
+// `update` reads it field by field with `Fields`. A unit test checks that it lists
+// exactly `UPDATE_FIELDS`, with the core's limits.
+/// The body of `PATCH /jobs/{id}`: at least one field.
+///
+/// `null` clears `description` and is a `VALIDATION_ERROR` for every other field; the
+/// job JSON's other fields "cannot be changed", any other field is unknown.
+#[derive(Debug, ToSchema)]
+#[schema(min_properties = 1, example = json!({"cron_expression": "0 3 * * *", "status": "paused"}))]
+pub struct UpdateJob {
+    /// 1 to 255 characters.
+    #[schema(nullable = false, min_length = 1, max_length = 255)]
+    pub name: Option<String>,
+    /// At most 1000 characters; `null` clears it.
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+    /// A recurring job's new schedule (recomputes `next_run`).
+    #[schema(nullable = false)]
+    pub cron_expression: Option<String>,
+    /// A new IANA time zone (recomputes `next_run`).
+    #[schema(nullable = false)]
+    pub timezone: Option<String>,
+    /// A JSON object.
+    #[schema(nullable = false, value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// 1 to 3600.
+    #[schema(nullable = false, minimum = 1, maximum = 3600)]
+    pub timeout_seconds: Option<u64>,
+    /// 0 to 10.
+    #[schema(nullable = false, minimum = 0, maximum = 10)]
+    pub max_retries: Option<u32>,
+    /// 0 to 86 400 000 ms.
+    #[schema(nullable = false, minimum = 0, maximum = 86_400_000)]
+    pub retry_backoff_ms: Option<u64>,
+    /// A registered executor.
+    #[schema(nullable = false, min_length = 1, max_length = 100)]
+    pub handler: Option<String>,
+    /// `active` or `paused`: exactly like resume or pause.
+    #[schema(nullable = false, schema_with = settable_status_schema)]
+    pub status: Option<String>,
+}
+
+fn settable_status_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([
+            JobStatus::Active.as_str(),
+            JobStatus::Paused.as_str(),
+        ]))
+        .description(Some("`active` (resume) or `paused` (pause)."))
+}
+
+/// Change a job.
+///
 /// `PATCH /jobs/:id`: 200 "Job updated successfully" with the job as it now is.
 ///
 /// Accepts any of `name, description, cron_expression, timezone, payload,
@@ -488,6 +759,25 @@ pub async fn get(
 /// Decisions: `description: null` clears the description; `null` for any other field
 /// is a `VALIDATION_ERROR` (it cannot be removed). The body is validated before the
 /// job is looked up, so a bad body is 400 even for a job that does not exist.
+#[utoipa::path(patch, path = "/api/v1/jobs/{id}", tag = "jobs", operation_id = "update_job",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = JOB_ID)),
+    request_body = UpdateJob,
+    responses(
+        (status = 200, description = "\"Job updated successfully\" with the job as it now is",
+            body = Envelope<JobJson>),
+        (status = 400, description = "`VALIDATION_ERROR` (empty body, unknown, read-only or \
+            `null` field, malformed id), `INVALID_JSON`, `INVALID_TIMEZONE`, \
+            `INVALID_JOB_STATUS` (a completed or failed job) or `INVALID_OPERATION` (a \
+            `status` change that pause or resume refuses)", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`JOB_NOT_FOUND`", body = ErrorBody),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+        (status = 422, description = "`INVALID_CRON_EXPRESSION` with the parser's reason",
+            body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -590,10 +880,24 @@ fn read_update(body: Value, chronos: &Chronos) -> Result<JobUpdate, ApiError> {
     Err(ApiError::fields(issues))
 }
 
+/// Delete a job.
+///
 /// `DELETE /jobs/:id`: 200 "Job deleted successfully" (no `data`). A soft delete: the
 /// history is kept, nothing of the job runs again, and afterwards every route
 /// answers 404 `JOB_NOT_FOUND` for it (and `EXECUTION_NOT_FOUND` for its executions),
 /// a second delete included.
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "jobs", operation_id = "delete_job",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = JOB_ID)),
+    responses(
+        (status = 200, description = "\"Job deleted successfully\"", body = Message),
+        (status = 400, description = "`VALIDATION_ERROR`: a malformed id", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`JOB_NOT_FOUND` (also a job deleted already)",
+            body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -604,10 +908,25 @@ pub async fn delete(
     Ok(ok_message("Job deleted successfully"))
 }
 
+/// Pause a recurring job.
+///
 /// `POST /jobs/:id/pause`: 200 "Job paused successfully" with the job (`status:
 /// paused`, `paused_at`, `next_run: null`). Only active recurring jobs can be
 /// paused; otherwise 400 `INVALID_OPERATION`. Any body and `Content-Type` are
 /// accepted and ignored (the original frontend sends none).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/pause", tag = "jobs", operation_id = "pause_job",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = JOB_ID)),
+    responses(
+        (status = 200, description = "\"Job paused successfully\" with the job (`paused_at` set)",
+            body = Envelope<JobJson>),
+        (status = 400, description = "`INVALID_OPERATION` (not an active recurring job) or \
+            `VALIDATION_ERROR` (a malformed id)", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`JOB_NOT_FOUND`", body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn pause(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -617,9 +936,24 @@ pub async fn pause(
     Ok(ok_with("Job paused successfully", JobJson::from(&job)))
 }
 
+/// Resume a paused job.
+///
 /// `POST /jobs/:id/resume`: 200 "Job resumed successfully" with the job (`status:
 /// active`, `resumed_at`, `next_run` computed from now). Only paused jobs can be
 /// resumed; otherwise 400 `INVALID_OPERATION`. Any body is accepted and ignored.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/resume", tag = "jobs", operation_id = "resume_job",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = JOB_ID)),
+    responses(
+        (status = 200, description = "\"Job resumed successfully\" with the job (`resumed_at` \
+            set, `next_run` from now)", body = Envelope<JobJson>),
+        (status = 400, description = "`INVALID_OPERATION` (the job is not paused) or \
+            `VALIDATION_ERROR` (a malformed id)", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`JOB_NOT_FOUND`", body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn resume(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -629,6 +963,8 @@ pub async fn resume(
     Ok(ok_with("Job resumed successfully", JobJson::from(&job)))
 }
 
+/// Run a job now.
+///
 /// `POST /jobs/:id/execute`: 202 "Job execution triggered", `data: {jobId,
 /// execution_id, status: "queued", message: "Job queued for immediate execution"}`.
 ///
@@ -639,6 +975,18 @@ pub async fn resume(
 /// Decision: a deleted job is 404 `JOB_NOT_FOUND` like on every other route (the
 /// contract's "deleted jobs → 400 `INVALID_OPERATION`" contradicts its "afterwards
 /// every route answers 404"; a deleted job is gone, so 404).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/execute", tag = "jobs", operation_id = "execute_job",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = JOB_ID)),
+    responses(
+        (status = 202, description = "\"Job execution triggered\": the run is queued",
+            body = Envelope<Triggered>),
+        (status = 400, description = "`VALIDATION_ERROR`: a malformed id", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`JOB_NOT_FOUND` (also a deleted job)", body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn execute(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -649,30 +997,68 @@ pub async fn execute(
     Ok(with(
         StatusCode::ACCEPTED,
         Some("Job execution triggered"),
-        Some(Triggered {
+        Triggered {
             job_id: id,
             execution_id: execution.id,
             status: execution.status.as_str(),
             message: "Job queued for immediate execution",
-        }),
+        },
     ))
 }
 
-#[derive(Serialize)]
+/// A queued manual run.
+#[derive(Serialize, ToSchema)]
 struct Triggered {
+    /// The job (this name: the original API's).
     #[serde(rename = "jobId")]
     job_id: Uuid,
+    /// The execution recorded for the run.
     execution_id: Uuid,
+    /// `queued`.
+    #[schema(value_type = schema::ExecutionStatus)]
     status: &'static str,
+    /// "Job queued for immediate execution".
     message: &'static str,
 }
 
+/// The query of `GET /jobs/:id/executions` (read as pairs like the job list's; this
+/// is its description for the document).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExecutionListQuery {
+    /// Only executions with this status.
+    #[param(value_type = Option<schema::ExecutionStatus>)]
+    pub status: Option<String>,
+    /// The page, from 1 (default 1).
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+}
+
+/// A job's executions.
+///
 /// `GET /jobs/:id/executions`: one page of the job's executions, newest first,
 /// `data: {executions, pagination}`.
 ///
 /// Query: `status` (queued|running|success|failed|timeout|cancelled), `page`,
 /// `limit`, read like the job list's (empty values count as absent, other
 /// parameters are ignored, bad values are a `VALIDATION_ERROR` naming them).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/executions", tag = "executions",
+    operation_id = "list_job_executions",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = JOB_ID), ExecutionListQuery),
+    responses(
+        (status = 200, description = "One page of executions, newest first",
+            body = Envelope<ExecutionList>),
+        (status = 400, description = "`VALIDATION_ERROR` naming each bad parameter (or a \
+            malformed id)", body = ErrorBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 404, description = "`JOB_NOT_FOUND`", body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+    )
+)]
 pub async fn executions(
     State(state): State<AppState>,
     Extension(user): Extension<AuthUser>,
@@ -703,9 +1089,12 @@ pub async fn executions(
     }))
 }
 
-#[derive(Serialize)]
+/// One page of executions.
+#[derive(Serialize, ToSchema)]
 struct ExecutionList {
+    /// The executions of the page, newest first.
     executions: Vec<ExecutionJson>,
+    /// Where the page is.
     pagination: PaginationJson,
 }
 
@@ -793,6 +1182,95 @@ impl Params {
             Ok(())
         } else {
             Err(ApiError::fields(self.issues))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests panic on the unexpected")]
+
+    use utoipa::openapi::path::ParameterIn;
+
+    use super::*;
+
+    fn schema_of<T: PartialSchema>() -> Value {
+        serde_json::to_value(T::schema()).unwrap()
+    }
+
+    fn keys(schema: &Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    fn sorted(fields: &[&'static str]) -> Vec<&'static str> {
+        let mut fields = fields.to_vec();
+        fields.sort_unstable();
+        fields
+    }
+
+    fn number(schema: &Value, field: &str, bound: &str) -> f64 {
+        schema["properties"][field][bound]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field}.{bound}"))
+    }
+
+    /// The request types describe exactly the fields the handlers accept, with the
+    /// core's limits.
+    #[test]
+    fn the_documented_bodies_are_the_accepted_ones() {
+        let max_backoff = spec::MAX_RETRY_BACKOFF.as_millis() as f64;
+        let create = schema_of::<CreateJob>();
+        assert_eq!(keys(&create), sorted(CREATE_FIELDS));
+        assert_eq!(
+            create["required"],
+            serde_json::json!(["name", "job_type", "schedule_type"])
+        );
+        let update = schema_of::<UpdateJob>();
+        assert_eq!(keys(&update), sorted(UPDATE_FIELDS));
+        for body in [&create, &update] {
+            let max_timeout = spec::MAX_TIMEOUT.as_secs() as f64;
+            assert_eq!(number(body, "timeout_seconds", "maximum"), max_timeout);
+            let max_retries = f64::from(spec::MAX_RETRIES);
+            assert_eq!(number(body, "max_retries", "maximum"), max_retries);
+            assert_eq!(number(body, "retry_backoff_ms", "maximum"), max_backoff);
+            let max_name = spec::MAX_NAME_CHARS as f64;
+            assert_eq!(number(body, "name", "maxLength"), max_name);
+            let max_description = spec::MAX_DESCRIPTION_CHARS as f64;
+            assert_eq!(number(body, "description", "maxLength"), max_description);
+            let max_handler = spec::MAX_HANDLER_CHARS as f64;
+            assert_eq!(number(body, "handler", "maxLength"), max_handler);
+        }
+        // The fields that "cannot be changed" are fields of the job JSON.
+        let job = format!("{}{}", schema_of::<JobJson>(), schema_of::<JobDetailJson>());
+        for field in FIXED_FIELDS {
+            assert!(job.contains(&format!("\"{field}\"")), "{field}");
+        }
+    }
+
+    #[test]
+    fn the_documented_page_size_is_the_accepted_one() {
+        for params in [
+            JobListQuery::into_params(|| Some(ParameterIn::Query)),
+            ExecutionListQuery::into_params(|| Some(ParameterIn::Query)),
+        ] {
+            let params = serde_json::to_value(params).unwrap();
+            let limit = params
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "limit")
+                .unwrap();
+            assert_eq!(
+                limit["schema"]["maximum"].as_f64(),
+                Some(f64::from(MAX_PAGE_SIZE))
+            );
         }
     }
 }

@@ -21,8 +21,10 @@ use chronos::Chronos;
 use chronos_postgres::PgPool;
 use utoipa_scalar::{Scalar, Servable};
 
+use crate::docs::{DOCS_PATH, RATE_LIMITED, UNAUTHENTICATED};
+use crate::error::ErrorBody;
 use crate::metrics::{CONTENT_TYPE, Metrics};
-use crate::routes::health;
+use crate::routes::health::{self, HealthBody};
 
 /// Which backend holds what, as reported by the health routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +228,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(system: System) -> Router<S> {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .with_state(system)
-        .merge(Scalar::with_url("/docs", crate::docs::openapi()))
+        .merge(Scalar::with_url(DOCS_PATH, crate::docs::openapi()))
 }
 
 /// `GET /dashboard/health` (relative: nest or merge it under `/api/v1`, behind
@@ -237,13 +239,35 @@ pub fn dashboard_routes<S: Clone + Send + Sync + 'static>(system: System) -> Rou
         .with_state(system)
 }
 
+/// The service's health, for signed-in users.
+///
 /// `GET /api/v1/dashboard/health`: the same report as `GET /health`, for signed-in
 /// users (the router puts authentication in front).
+#[utoipa::path(get, path = "/api/v1/dashboard/health", tag = "dashboard",
+    operation_id = "dashboard_health",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every dependency answered", body = HealthBody),
+        (status = 401, description = UNAUTHENTICATED, body = ErrorBody),
+        (status = 429, description = RATE_LIMITED, body = ErrorBody),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: a dependency is down (named in \
+            `message`); the report is complete", body = HealthBody),
+    )
+)]
 pub async fn dashboard_health(State(system): State<System>) -> Response {
     health::respond(&system).await
 }
 
-/// `GET /metrics`: the Prometheus metrics.
+/// Prometheus metrics (public).
+///
+/// `GET /metrics`: the metrics in the OpenMetrics text format: HTTP requests by route
+/// template, method and status with their latencies, job executions by status, the
+/// queue's depth.
+#[utoipa::path(get, path = "/metrics", tag = "system", operation_id = "metrics",
+    responses(
+        (status = 200, description = "The metrics", body = String, content_type = CONTENT_TYPE),
+    )
+)]
 pub async fn metrics(State(system): State<System>) -> Response {
     system.metrics().refresh_queue(system.chronos()).await;
     (
@@ -253,7 +277,15 @@ pub async fn metrics(State(system): State<System>) -> Response {
         .into_response()
 }
 
-/// `GET /openapi.json`: the OpenAPI document.
+/// This document (public).
+///
+/// `GET /openapi.json`: the OpenAPI document, generated from the handlers and the
+/// types they answer with.
+#[utoipa::path(get, path = "/openapi.json", tag = "system", operation_id = "openapi",
+    responses(
+        (status = 200, description = "The OpenAPI document", body = Object),
+    )
+)]
 pub async fn openapi() -> Response {
     axum::Json(crate::docs::openapi()).into_response()
 }
