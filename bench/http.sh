@@ -121,9 +121,9 @@ lateness() {
   "${PSQL[@]}" -d "$DB" -F ' ' -c "SELECT
     round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 2),
     round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::numeric, 2), count(*)
-    FROM (SELECT extract(epoch FROM e.started_at - j.created_at) * 1000 AS ms
+    FROM (SELECT extract(epoch FROM e.execution_time - j.created_at) * 1000 AS ms
           FROM jobs j JOIN job_executions e ON e.job_id = j.id
-          WHERE j.created_at >= '$1' AND e.attempt = 0) s"
+          WHERE j.created_at >= '$1' AND e.retry_attempt = 0) s"
 }
 read -r P50 P99 N <<<"$(lateness "$START")"
 echo "   created -> started under that load: p50 ${P50} ms, p99 ${P99} ms over $N jobs"

@@ -262,12 +262,18 @@ impl From<chronos::Error> for ApiError {
             E::ShuttingDown => {
                 ApiError::new(Code::ServiceUnavailable, "the service is shutting down")
             }
-            E::WaitTimedOut(_)
-            | E::DuplicateExecutor(_)
-            | E::DuplicateNotifier(_)
-            | E::Store(_)
-            | E::Queue(_)
-            | E::Task(_) => ApiError::internal(&e),
+            // The database or the queue failed (down, restarting, connection lost):
+            // not the client's mistake and not a bug of ours, so 503, and logged.
+            E::Store(_) | E::Queue(_) => {
+                tracing::error!(error = %e, "backend unavailable");
+                ApiError::new(
+                    Code::ServiceUnavailable,
+                    "a backend of the service is unavailable; try again shortly",
+                )
+            }
+            E::WaitTimedOut(_) | E::DuplicateExecutor(_) | E::DuplicateNotifier(_) | E::Task(_) => {
+                ApiError::internal(&e)
+            }
         }
     }
 }

@@ -1040,3 +1040,102 @@ async fn typed_tasks_get_their_payload_deserialized() {
     assert_eq!(c.job(bad.id).await.unwrap().status, JobStatus::Failed);
     c.shutdown().await.unwrap();
 }
+
+/// A queue whose `enqueue` waits for a permit, to stop a write between its store step
+/// and its queue step.
+struct GatedQueue {
+    inner: MemoryQueue,
+    gate: Arc<tokio::sync::Semaphore>,
+    entered: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait]
+impl Queue for GatedQueue {
+    async fn enqueue(
+        &self,
+        entries: &[chronos::queue::QueueEntry],
+    ) -> Result<usize, chronos::queue::QueueError> {
+        self.entered.notify_one();
+        self.gate.acquire().await.unwrap().forget();
+        self.inner.enqueue(entries).await
+    }
+
+    async fn reserve(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<chronos::queue::Reservation>, chronos::queue::QueueError> {
+        self.inner.reserve(worker, max, lease).await
+    }
+
+    async fn wait(&self) -> Result<(), chronos::queue::QueueError> {
+        self.inner.wait().await
+    }
+
+    async fn extend(
+        &self,
+        lease: &chronos::queue::Lease,
+        by: Duration,
+    ) -> Result<chronos::queue::Lease, chronos::queue::QueueError> {
+        self.inner.extend(lease, by).await
+    }
+
+    async fn ack(&self, lease: &chronos::queue::Lease) -> Result<(), chronos::queue::QueueError> {
+        self.inner.ack(lease).await
+    }
+
+    async fn retry(
+        &self,
+        lease: &chronos::queue::Lease,
+        run_at: DateTime<Utc>,
+        attempt: u32,
+        execution_id: Option<Uuid>,
+    ) -> Result<(), chronos::queue::QueueError> {
+        self.inner.retry(lease, run_at, attempt, execution_id).await
+    }
+
+    async fn remove(
+        &self,
+        key: &chronos::model::OccurrenceKey,
+    ) -> Result<bool, chronos::queue::QueueError> {
+        self.inner.remove(key).await
+    }
+
+    async fn counts(&self) -> Result<chronos::queue::QueueCounts, chronos::queue::QueueError> {
+        self.inner.counts().await
+    }
+}
+
+#[tokio::test]
+async fn a_caller_that_stops_waiting_cannot_split_a_create_from_its_enqueue() {
+    let clock = clock();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let c = builder(&clock)
+        .queue(GatedQueue {
+            inner: MemoryQueue::new(clock.clone()),
+            gate: gate.clone(),
+            entered: entered.clone(),
+        })
+        .sync(false)
+        .build()
+        .await
+        .unwrap();
+    let mut rx = c.subscribe();
+    // The client gives up (an HTTP handler dropped) after the job is stored, while its
+    // first occurrence is being queued.
+    let create = c.create(JobSpec::immediate("abandoned request"));
+    tokio::select! {
+        _ = create => panic!("the enqueue is gated"),
+        () = entered.notified() => {}
+    }
+    gate.add_permits(1);
+    let e = finished(&mut rx).await;
+    assert_eq!(
+        (e.job_name.as_str(), e.status),
+        ("abandoned request", ExecutionStatus::Success),
+        "the occurrence was queued and ran, without waiting for the safety sync"
+    );
+    c.shutdown().await.unwrap();
+}

@@ -684,8 +684,7 @@ pub async fn get(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Response, ApiError> {
     let owned = state.chronos().owned_by(user.id);
-    let job = owned.job(id).await?;
-    let stats = owned.stats(id).await?;
+    let (job, stats) = owned.job_with_stats(id).await?;
     Ok(ok(JobDetailJson::new(&job, &stats)))
 }
 

@@ -1,8 +1,11 @@
 //! What users do with jobs: create, change, pause, resume, delete, run now, read history.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Chronos, Event, Inner};
@@ -353,6 +356,19 @@ pub struct Owned {
     owner: Uuid,
 }
 
+/// Runs a write to its end on a task of its own, so a caller that stops waiting (an
+/// HTTP client that disconnects mid-request drops the handler) cannot split the store
+/// write from the queue update that follows it: no occurrence is left to the safety sync.
+async fn detached<T, F, Fut>(inner: &Arc<Inner>, op: F) -> Result<T, Error>
+where
+    F: FnOnce(Arc<Inner>) -> Fut,
+    Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    let task = tokio::spawn(op(inner.clone()).instrument(tracing::Span::current()));
+    task.await.map_err(|e| Error::Task(e.to_string()))?
+}
+
 impl Chronos {
     /// The operations scoped to `owner`.
     pub fn owned_by(&self, owner: Uuid) -> Owned {
@@ -364,7 +380,11 @@ impl Chronos {
 
     /// Validates and stores a job, and queues its first occurrence.
     pub async fn create(&self, spec: JobSpec) -> Result<Job, Error> {
-        self.inner.create(&spec).await
+        detached(
+            &self.inner,
+            |inner| async move { inner.create(&spec).await },
+        )
+        .await
     }
 
     /// The job with this id (not deleted).
@@ -374,28 +394,46 @@ impl Chronos {
 
     /// Changes a job; a new cron expression or time zone reschedules it.
     pub async fn update(&self, id: Uuid, update: JobUpdate) -> Result<Job, Error> {
-        self.inner.update(None, id, &update).await
+        detached(&self.inner, |inner| async move {
+            inner.update(None, id, &update).await
+        })
+        .await
     }
 
     /// Pauses an active recurring job: nothing runs, including what is queued.
     pub async fn pause(&self, id: Uuid) -> Result<Job, Error> {
-        self.inner.pause(None, id).await
+        detached(
+            &self.inner,
+            |inner| async move { inner.pause(None, id).await },
+        )
+        .await
     }
 
     /// Resumes a paused job from now.
     pub async fn resume(&self, id: Uuid) -> Result<Job, Error> {
-        self.inner.resume(None, id).await
+        detached(
+            &self.inner,
+            |inner| async move { inner.resume(None, id).await },
+        )
+        .await
     }
 
     /// Soft-deletes a job: it never runs again; its history is kept.
     pub async fn delete(&self, id: Uuid) -> Result<Job, Error> {
-        self.inner.delete(None, id).await
+        detached(
+            &self.inner,
+            |inner| async move { inner.delete(None, id).await },
+        )
+        .await
     }
 
     /// Runs the job once more, now, whatever is queued already. Returns the queued
     /// execution; see [`Chronos::wait_for`].
     pub async fn execute_now(&self, id: Uuid) -> Result<Execution, Error> {
-        self.inner.execute_now(None, id).await
+        detached(&self.inner, |inner| async move {
+            inner.execute_now(None, id).await
+        })
+        .await
     }
 
     /// Waits until an attempt ends, at most `timeout` ([`Error::WaitTimedOut`]).
@@ -420,7 +458,11 @@ impl Owned {
 
     /// Creates a job owned by this owner (whatever `spec.owner` says).
     pub async fn create(&self, spec: JobSpec) -> Result<Job, Error> {
-        self.inner().create(&spec.owner(self.owner)).await
+        let spec = spec.owner(self.owner);
+        detached(&self.chronos.inner, |inner| async move {
+            inner.create(&spec).await
+        })
+        .await
     }
 
     /// The owner's job.
@@ -446,27 +488,47 @@ impl Owned {
 
     /// Changes the owner's job.
     pub async fn update(&self, id: Uuid, update: &JobUpdate) -> Result<Job, Error> {
-        self.inner().update(Some(self.owner), id, update).await
+        let (owner, update) = (self.owner, update.clone());
+        detached(&self.chronos.inner, |inner| async move {
+            inner.update(Some(owner), id, &update).await
+        })
+        .await
     }
 
     /// Pauses the owner's job.
     pub async fn pause(&self, id: Uuid) -> Result<Job, Error> {
-        self.inner().pause(Some(self.owner), id).await
+        let owner = self.owner;
+        detached(&self.chronos.inner, |inner| async move {
+            inner.pause(Some(owner), id).await
+        })
+        .await
     }
 
     /// Resumes the owner's job.
     pub async fn resume(&self, id: Uuid) -> Result<Job, Error> {
-        self.inner().resume(Some(self.owner), id).await
+        let owner = self.owner;
+        detached(&self.chronos.inner, |inner| async move {
+            inner.resume(Some(owner), id).await
+        })
+        .await
     }
 
     /// Soft-deletes the owner's job.
     pub async fn delete(&self, id: Uuid) -> Result<Job, Error> {
-        self.inner().delete(Some(self.owner), id).await
+        let owner = self.owner;
+        detached(&self.chronos.inner, |inner| async move {
+            inner.delete(Some(owner), id).await
+        })
+        .await
     }
 
     /// Runs the owner's job once more, now.
     pub async fn execute_now(&self, id: Uuid) -> Result<Execution, Error> {
-        self.inner().execute_now(Some(self.owner), id).await
+        let owner = self.owner;
+        detached(&self.chronos.inner, |inner| async move {
+            inner.execute_now(Some(owner), id).await
+        })
+        .await
     }
 
     /// One page of the owner's job's executions, newest first.
@@ -498,6 +560,13 @@ impl Owned {
     pub async fn stats(&self, job_id: Uuid) -> Result<JobStats, Error> {
         self.job(job_id).await?;
         Ok(self.inner().store.job_stats(self.owner, job_id).await?)
+    }
+
+    /// The owner's job and its statistics, read together (one ownership check).
+    pub async fn job_with_stats(&self, id: Uuid) -> Result<(Job, JobStats), Error> {
+        let job = self.job(id).await?;
+        let stats = self.inner().store.job_stats(self.owner, id).await?;
+        Ok((job, stats))
     }
 
     /// The owner's dashboard figures: jobs by status and kind, execution totals.
