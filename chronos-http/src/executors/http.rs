@@ -346,7 +346,7 @@ impl HttpExecutor {
 #[async_trait]
 impl Executor for HttpExecutor {
     async fn execute(&self, ctx: JobContext) -> Result<Value, ExecError> {
-        super::cancellable(&ctx, self.call(&ctx)).await
+        self.call(&ctx).await
     }
 }
 

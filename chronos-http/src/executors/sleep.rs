@@ -24,10 +24,8 @@ impl Executor for SleepExecutor {
                 ExecError::fatal("invalid sleep payload: `ms` (a non-negative integer) is required")
             })?;
         ctx.log().info(format!("sleeping {ms} ms"));
-        super::cancellable(&ctx, async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok(json!({ "slept_ms": ms }))
-        })
-        .await
+        // A timeout or shutdown drops this future: the engine records what it was.
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(json!({ "slept_ms": ms }))
     }
 }
