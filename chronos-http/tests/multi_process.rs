@@ -235,8 +235,8 @@ fn free_port() -> u16 {
 // Backends
 
 /// A fresh database and a Redis key prefix for one test. Dropping it deletes the
-/// prefix's keys (the queue's, `<prefix>:{queue}:…`, through [`TestRedis`]; the rate
-/// limits' and revocations', `{<prefix>}:…`, here) and drops the database. Declare it
+/// prefix's keys (the queue's, `<prefix>:{queue}:…`, and the rate limits' and
+/// revocations', `{<prefix>}:…`, through [`TestRedis`]) and drops the database. Declare it
 /// before the processes, so they are killed first.
 struct Backends {
     db: TestDb,
@@ -307,43 +307,6 @@ impl Backends {
                 return keys;
             }
             cursor = next;
-        }
-    }
-
-    /// The glob of the keys of the rate limits and revocations.
-    fn tagged_keys(&self) -> String {
-        format!("{{{}}}:*", self.prefix)
-    }
-}
-
-impl Drop for Backends {
-    fn drop(&mut self) {
-        let pattern = self.tagged_keys();
-        let cleanup = || -> redis::RedisResult<()> {
-            let mut conn = self
-                .redis
-                .client
-                .get_connection_with_timeout(Duration::from_secs(2))?;
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(&mut conn)?;
-                if !keys.is_empty() {
-                    let _: usize = redis::cmd("DEL").arg(&keys).query(&mut conn)?;
-                }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
-            }
-        };
-        if let Err(e) = cleanup() {
-            eprintln!("could not delete the keys {pattern}: {e}");
         }
     }
 }

@@ -35,7 +35,8 @@ pub fn redis_url() -> String {
 }
 
 /// A connection and a unique key prefix for one test; deletes every key under the
-/// prefix (SCAN + DEL of `prefix*`) when dropped.
+/// prefix when dropped (SCAN + DEL of `prefix*` and of the hash-tagged `{prefix*`
+/// that the rate limiter and revocation list use).
 pub struct TestRedis {
     /// A client for the test server.
     pub client: redis::Client,
@@ -104,52 +105,65 @@ impl TestRedis {
         }
     }
 
-    /// Deletes every key under the prefix now; returns how many were deleted.
+    /// The globs of this test's keys: `prefix*`, and `{prefix*` for hash-tagged ones
+    /// (`{prefix}:…`, `{prefix:http}:…`).
+    fn patterns(&self) -> [String; 2] {
+        let stem = self.prefix.trim_end_matches(':');
+        [format!("{}*", self.prefix), format!("{{{stem}*")]
+    }
+
+    /// Deletes every key of this test now; returns how many were deleted.
     pub async fn clean(&self) -> redis::RedisResult<usize> {
         let mut conn = self.conn.clone();
-        let mut cursor: u64 = 0;
         let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            if !keys.is_empty() {
-                let n: usize = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
-                deleted += n;
+        for pattern in self.patterns() {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                if !keys.is_empty() {
+                    let n: usize = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+                    deleted += n;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
         }
+        Ok(deleted)
     }
 
     fn clean_blocking(&self) -> redis::RedisResult<()> {
         let mut conn = self
             .client
             .get_connection_with_timeout(Duration::from_secs(2))?;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut conn)?;
-            if !keys.is_empty() {
-                let _: usize = redis::cmd("DEL").arg(&keys).query(&mut conn)?;
+        for pattern in self.patterns() {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(&mut conn)?;
+                if !keys.is_empty() {
+                    let _: usize = redis::cmd("DEL").arg(&keys).query(&mut conn)?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
+        Ok(())
     }
 }
 

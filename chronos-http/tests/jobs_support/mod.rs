@@ -132,49 +132,9 @@ pub struct Shared {
 
 /// The PostgreSQL and Redis of a world, cleaned up in field order when dropped.
 struct SharedServices {
-    /// The keys of the rate limiter and the revocation list (`{<prefix>}:…`, outside
-    /// `TestRedis`'s own cleanup).
-    _tagged_keys: TaggedKeys,
-    /// The queue's keys (under the test's prefix).
+    /// The queue's, rate limiter's and revocation list's keys (under the test's prefix).
     _redis: TestRedis,
     _db: TestDb,
-}
-
-/// Deletes every key starting with `{<prefix>}` when dropped.
-struct TaggedKeys {
-    client: redis::Client,
-    prefix: String,
-}
-
-impl Drop for TaggedKeys {
-    fn drop(&mut self) {
-        let pattern = format!("{{{}}}*", self.prefix);
-        let result = (|| -> redis::RedisResult<()> {
-            let mut conn = self
-                .client
-                .get_connection_with_timeout(Duration::from_secs(2))?;
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(&mut conn)?;
-                if !keys.is_empty() {
-                    let _: usize = redis::cmd("DEL").arg(&keys).query(&mut conn)?;
-                }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
-            }
-        })();
-        if let Err(e) = result {
-            eprintln!("jobs_support: could not delete the keys {pattern}: {e}");
-        }
-    }
 }
 
 impl Drop for World {
@@ -313,10 +273,6 @@ pub async fn world_with(backend: Backend, settings: Settings) -> World {
                 http_prefix: prefix.clone(),
             });
             Some(SharedServices {
-                _tagged_keys: TaggedKeys {
-                    client: redis.client.clone(),
-                    prefix,
-                },
                 _redis: redis,
                 _db: db,
             })
