@@ -11,8 +11,8 @@
 //!   the statuses of the error codes, from [`Code::status`];
 //! - the bearer security scheme;
 //! - the answers of the layers around the handlers: 500 `INTERNAL_ERROR` on every
-//!   route, 503 `SERVICE_UNAVAILABLE` on every authenticated one (the revocation list
-//!   cannot be asked, or the service is shutting down), and the `X-RateLimit-*` and
+//!   route, 503 `SERVICE_UNAVAILABLE` on every `/api/v1` one (a backend is down, the
+//!   revocation list cannot be asked, or the service is shutting down), and the `X-RateLimit-*` and
 //!   `Retry-After` headers of the rate-limited routes;
 //! - `GET /docs`, which utoipa-scalar serves.
 
@@ -145,9 +145,10 @@ impl Modify for Assemble {
         }
         refer_to_data(&mut components.schemas);
 
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let backed = path.starts_with("/api/v1/");
             for operation in operations(item) {
-                add_layer_answers(operation);
+                add_layer_answers(operation, backed);
             }
         }
         openapi.paths.paths.insert(
@@ -227,18 +228,20 @@ fn header(description: &str) -> Header {
     header
 }
 
-/// The answers the layers around a handler give (see the [module docs](self)).
-fn add_layer_answers(operation: &mut Operation) {
+/// The answers the layers around a handler give (see the [module docs](self)); a
+/// `backed` operation needs the store, the user store or the revocation list.
+fn add_layer_answers(operation: &mut Operation, backed: bool) {
     let responses = &mut operation.responses.responses;
     responses.entry("500".to_owned()).or_insert_with(|| {
         error_response("`INTERNAL_ERROR`: a bug, logged with the request id; the message never leaks internals")
             .into()
     });
-    if operation.security.is_some() {
+    if backed {
         responses.entry("503".to_owned()).or_insert_with(|| {
             error_response(
-                "`SERVICE_UNAVAILABLE`: the token's revocation cannot be checked (a revoked \
-                 token must never pass), or the service is shutting down",
+                "`SERVICE_UNAVAILABLE`: a backend the request needs (the database, Redis) is \
+                 unavailable, the token's revocation cannot be checked (a revoked token must \
+                 never pass), or the service is shutting down",
             )
             .into()
         });
@@ -297,6 +300,6 @@ fn docs_operation() -> Operation {
                 .build(),
         )
         .build();
-    add_layer_answers(&mut operation);
+    add_layer_answers(&mut operation, false);
     operation
 }

@@ -183,6 +183,17 @@ impl ApiError {
         )
     }
 
+    /// A 503 for a backend the request needs (the database, Redis) that failed: not
+    /// the client's mistake and not a bug. The cause is logged with what was being
+    /// done; the client gets a generic message.
+    pub fn unavailable(doing: &str, cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "{doing}: backend unavailable");
+        Self::new(
+            Code::ServiceUnavailable,
+            "the service is temporarily unavailable; try again later",
+        )
+    }
+
     /// Adds a header to the answer.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers
@@ -264,13 +275,7 @@ impl From<chronos::Error> for ApiError {
             }
             // The database or the queue failed (down, restarting, connection lost):
             // not the client's mistake and not a bug of ours, so 503, and logged.
-            E::Store(_) | E::Queue(_) => {
-                tracing::error!(error = %e, "backend unavailable");
-                ApiError::new(
-                    Code::ServiceUnavailable,
-                    "a backend of the service is unavailable; try again shortly",
-                )
-            }
+            E::Store(_) | E::Queue(_) => ApiError::unavailable("scheduler", &e),
             E::WaitTimedOut(_) | E::DuplicateExecutor(_) | E::DuplicateNotifier(_) | E::Task(_) => {
                 ApiError::internal(&e)
             }

@@ -5,6 +5,14 @@
 //! fixes what it broke. It runs on the in-memory backends with no setup, or scales
 //! out on PostgreSQL (source of truth) and Redis (queue, rate limits, token
 //! revocations) with any number of API and worker processes.
+//!
+//! How it fits together: [`config::Config`] reads the environment;
+//! [`wiring::build_with`] builds the engine on the configured backends (an embedding
+//! application registers its own executors there) and [`wiring::services`] the
+//! users, tokens, revocations and rate limits behind the [`ports`] traits
+//! ([`adapters`] for PostgreSQL and Redis); [`app::router_with`] is the axum router
+//! ([`routes`], [`auth`] middleware, the layers), [`docs`] its OpenAPI document;
+//! [`cli`] is the `chronos` binary. Every error answer is an [`error::ApiError`].
 
 pub mod adapters;
 pub mod app;

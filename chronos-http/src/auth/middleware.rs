@@ -91,8 +91,10 @@ async fn authenticate(
             ));
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot check whether a token is revoked: refusing it");
-            return Err(unavailable());
+            return Err(ApiError::unavailable(
+                "cannot check whether a token is revoked: refusing it",
+                &e,
+            ));
         }
     }
     let session = Session {
@@ -104,14 +106,6 @@ async fn authenticate(
         email: claims.email,
     };
     Ok((user, session))
-}
-
-/// 503 for a dependency the request needs.
-pub(crate) fn unavailable() -> ApiError {
-    ApiError::new(
-        Code::ServiceUnavailable,
-        "the service is temporarily unavailable; try again later",
-    )
 }
 
 /// The per-user limit ([`Settings::user_rate_limit`](crate::state::Settings)), keyed

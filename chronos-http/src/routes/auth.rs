@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::middleware::{Session, unavailable};
+use crate::auth::middleware::Session;
 use crate::auth::password::{MAX_PASSWORD_CHARS, password_problem};
 use crate::auth::token::Issued;
 use crate::auth::validate_email;
@@ -109,7 +109,7 @@ fn issue_error(e: &dyn std::fmt::Display) -> ApiError {
 fn store_error(e: &UserStoreError) -> ApiError {
     match e {
         UserStoreError::EmailExists => email_exists(),
-        UserStoreError::Backend(_) => ApiError::internal(e),
+        UserStoreError::Backend(_) => ApiError::unavailable("user store", e),
     }
 }
 
@@ -320,10 +320,7 @@ async fn revoke(state: &AppState, session: &Session) -> Result<(), ApiError> {
         .revocations()
         .revoke(&session.jti, session.expires_at)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot revoke a token");
-            unavailable()
-        })
+        .map_err(|e| ApiError::unavailable("cannot revoke a token", &e))
 }
 
 /// The caller.

@@ -83,6 +83,13 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// Whether notification `id` is on one of `channels`.
+    fn on(&self, id: &Uuid, channels: &[String]) -> bool {
+        self.by_id
+            .get(id)
+            .is_some_and(|n| channels.contains(&n.channel))
+    }
+
     fn record(&mut self, failed: &Execution, new: &NewNotification, at: DateTime<Utc>) {
         if !self
             .recorded
@@ -885,12 +892,7 @@ impl JobStore for MemoryStore {
         let due: Vec<(DateTime<Utc>, Uuid)> = outbox
             .pending
             .range(..=(now, Uuid::max()))
-            .filter(|(_, id)| {
-                outbox
-                    .by_id
-                    .get(id)
-                    .is_some_and(|n| channels.contains(&n.channel))
-            })
+            .filter(|(_, id)| outbox.on(id, channels))
             .take(limit)
             .copied()
             .collect();
@@ -946,12 +948,7 @@ impl JobStore for MemoryStore {
         Ok(outbox
             .pending
             .iter()
-            .find(|(_, id)| {
-                outbox
-                    .by_id
-                    .get(id)
-                    .is_some_and(|n| channels.contains(&n.channel))
-            })
+            .find(|(_, id)| outbox.on(id, channels))
             .map(|(due, _)| *due))
     }
 
