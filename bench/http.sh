@@ -5,6 +5,7 @@
 #
 #   bench/http.sh            # everything
 #   DURATION=5s bench/http.sh
+#   ONLY="jobs/:id" bench/http.sh   # the measurements whose name contains this
 #
 # It uses its own database (chronos_bench, dropped at the end) and Redis database 7
 # (flushed at the start and the end), and listens on $PORT (default 5077).
@@ -83,17 +84,37 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"name":"now","job_type":"one-time","schedule_type":"immediate","payload":{"n":1}}'
 EOF
 
-# run NAME WRK-ARGS... : warm up, measure, print req/s and latency percentiles.
+# CPU seconds (user + system) used so far by the processes named $1 (comm).
+cpu_of() {
+  local ticks=0 pid
+  for pid in $(pgrep -x "$1"); do
+    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$ticks"
+}
+# run NAME WRK-ARGS... : warm up, measure, print req/s, latency percentiles and where
+# the CPU went (chronos, postgres, redis, wrk) in microseconds per request.
 run() {
   local name="$1"; shift
+  [ -n "${ONLY:-}" ] && [[ "$name" != *"$ONLY"* ]] && return 0
   wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$@" >/dev/null
+  local before=() after=() p
+  for p in chronos postgres redis-server; do before+=("$(cpu_of "$p")"); done
+  local wrk_cpu_before; wrk_cpu_before=$(awk '{print $16 + $17}' /proc/$$/stat)
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" >"$WORK/out"
+  for p in chronos postgres redis-server; do after+=("$(cpu_of "$p")"); done
+  local wrk_cpu; wrk_cpu=$(( $(awk '{print $16 + $17}' /proc/$$/stat) - wrk_cpu_before ))
   local rps p50 p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/out")
   p50=$(awk '$1 == "50%" {print $2}' "$WORK/out")
   p99=$(awk '$1 == "99%" {print $2}' "$WORK/out")
   non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/out")
   printf '%-34s %10s req/s   p50 %8s   p99 %8s   non-2xx %s\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
+  local reqs hz; reqs=$(awk '/requests in/ {print $1}' "$WORK/out"); hz=$(getconf CLK_TCK)
+  awk -v r="$reqs" -v hz="$hz" -v c=$((after[0] - before[0])) -v pg=$((after[1] - before[1])) \
+    -v rd=$((after[2] - before[2])) -v w="$wrk_cpu" 'BEGIN { f = 1e6 / hz / r;
+    printf "   CPU per request: chronos %.0f us, postgres %.0f us, redis %.0f us, wrk %.0f us\n",
+      c * f, pg * f, rd * f, w * f }'
 }
 
 echo "== chronos $(git rev-parse --short HEAD), wrk -t$THREADS -c$CONNS -d$DURATION (warm-up $WARMUP), $(nproc) cores"
@@ -103,6 +124,7 @@ run "GET /api/v1/jobs (100 jobs)" -H "Authorization: Bearer $A" "$BASE/api/v1/jo
 run "GET /api/v1/jobs (10,000 jobs)" -H "Authorization: Bearer $B" "$BASE/api/v1/jobs"
 run "GET /api/v1/jobs/:id" -H "Authorization: Bearer $A" "$BASE/api/v1/jobs/$ONE"
 
+[ -n "${ONLY:-}" ] && [[ "POST /api/v1/jobs" != *"$ONLY"* ]] && exit 0
 START=$("${PSQL[@]}" -d "$DB" -c "SELECT now()")
 run "POST /api/v1/jobs (immediate, run)" -s "$WORK/create.lua" -H "Authorization: Bearer $C" "$BASE/api/v1/jobs"
 # Sustained means the workers kept up: wait for every created job to complete.

@@ -20,7 +20,7 @@ mod queue;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use db::{DbError, connect, connect_with, migrate};
+pub use db::{DbError, PING_IDLE_AFTER, connect, connect_with, migrate};
 pub use maintenance::{
     CreatedPartition, MAINTENANCE_APPLICATION_NAME, MAINTENANCE_LOCK_KEY, Maintenance,
     MaintenanceConfig, MaintenanceError, MaintenanceHandle, MaintenanceReport,

@@ -396,6 +396,18 @@ const JOB_STATS: &str = concat!(
     visible_job!()
 );
 
+/// `$1` owner, `$2` job: the job when it is the owner's and not deleted, with the
+/// columns of [`JOB_STATS`] over its executions.
+const JOB_WITH_STATS: &str = "SELECT j.*, s.* FROM jobs j, LATERAL (
+        SELECT count(*) AS total,
+               count(*) FILTER (WHERE e.status = 'success') AS successful,
+               count(*) FILTER (WHERE e.status IN ('failed', 'timeout')) AS failed,
+               avg(e.duration_ms)::float8 AS average_ms,
+               max(e.execution_time) AS last_started
+        FROM job_executions e WHERE e.job_id = j.id
+    ) AS s
+    WHERE j.id = $2 AND j.user_id = $1 AND j.status <> 'deleted'";
+
 /// `$1` owner: one row of job counts and execution totals over the owner's jobs that are
 /// not deleted (each job's executions read from its index).
 const OWNER_STATS: &str = "WITH owned AS (
@@ -1006,17 +1018,22 @@ impl JobStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| store_err(&format!("computing statistics of job {job_id}"), e))?;
-        let count = |name: &str| -> Result<u64, StoreError> {
-            let n: i64 = col(&row, name)?;
-            u64::try_from(n).map_err(|_| bad_data(format!("a negative count {n}")))
-        };
-        Ok(JobStats {
-            total_executions: count("total")?,
-            successful_executions: count("successful")?,
-            failed_executions: count("failed")?,
-            average_duration_ms: col(&row, "average_ms")?,
-            last_execution_time: col(&row, "last_started")?,
-        })
+        rows::job_stats(&row)
+    }
+
+    async fn find_job_with_stats(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Job, JobStats)>, StoreError> {
+        sqlx::query(JOB_WITH_STATS)
+            .bind(owner)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_err(&format!("reading job {id} and its statistics"), e))?
+            .map(|row| Ok((rows::job(&row)?, rows::job_stats(&row)?)))
+            .transpose()
     }
 
     async fn owner_stats(&self, owner: Uuid) -> Result<OwnerStats, StoreError> {

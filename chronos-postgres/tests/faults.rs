@@ -21,7 +21,7 @@ use chronos_postgres::{
 };
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -121,6 +121,36 @@ async fn select_one(pool: &PgPool) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar("SELECT 1").fetch_one(pool).await
 }
 
+/// After a kill, a pool of `size` connections fails at most one call per connection
+/// (each with a connection error; a connection busy a moment ago is not pinged), and
+/// then every call succeeds.
+async fn recovers(pool: &PgPool, size: usize) {
+    let mut failures = 0;
+    loop {
+        match select_one(pool).await {
+            Ok(one) => {
+                assert_eq!(one, 1);
+                break;
+            }
+            Err(e) => {
+                assert_connection_error(&e);
+                failures += 1;
+                assert!(
+                    failures <= size,
+                    "{failures} failures on {size} connections"
+                );
+            }
+        }
+    }
+    for _ in 0..=size {
+        assert_eq!(
+            select_one(pool).await.unwrap(),
+            1,
+            "after {failures} failures"
+        );
+    }
+}
+
 #[test]
 fn a_pool_recovers_after_its_connections_are_killed() {
     run(async {
@@ -135,13 +165,7 @@ fn a_pool_recovers_after_its_connections_are_killed() {
             let killed = killer.kill_all().await;
             assert!(killed >= 1, "round {round}: something to kill");
 
-            // The next call either reconnects (the pool tests connections before handing
-            // them out) or fails cleanly; the one after succeeds.
-            match select_one(&pool).await {
-                Ok(one) => assert_eq!(one, 1),
-                Err(e) => assert_connection_error(&e),
-            }
-            assert_eq!(select_one(&pool).await.unwrap(), 1, "round {round}");
+            recovers(&pool, 4).await;
         }
     });
 }
@@ -168,10 +192,10 @@ fn a_transaction_whose_connection_is_killed_fails_cleanly() {
         assert_connection_error(&e);
         // Committing or dropping the dead transaction does not panic either.
         let _ = tx.commit().await;
-        assert_eq!(select_one(&pool).await.unwrap(), 1);
+        recovers(&pool, 2).await;
 
         // A connection held across the kill: its next query fails; the pool does not
-        // hand out a dead connection afterwards.
+        // keep a dead connection for long.
         let mut conn = pool.acquire().await.unwrap();
         killer.kill_all().await;
         let e = sqlx::query("SELECT 1")
@@ -180,7 +204,7 @@ fn a_transaction_whose_connection_is_killed_fails_cleanly() {
             .unwrap_err();
         assert_connection_error(&e);
         drop(conn);
-        assert_eq!(select_one(&pool).await.unwrap(), 1);
+        recovers(&pool, 2).await;
     });
 }
 
@@ -422,5 +446,99 @@ fn the_engine_on_postgres_completes_every_job_exactly_once_while_connections_die
         // Maintenance leads again after the storm.
         eventually!("maintenance to lead again", maintenance.is_leader());
         maintenance.shutdown().await;
+    });
+}
+
+/// Makes the server refuse, once each, the next `starts` writes that start an
+/// execution and the next `outcomes` writes of a successful outcome, with a transient
+/// error (40001 `serialization_failure`, what a failover or a conflict gives): a
+/// trigger counting on sequences, which a rolled-back statement does not undo.
+async fn refuse_writes(pool: &PgPool, starts: i64, outcomes: i64) {
+    for sql in [
+        format!("CREATE SEQUENCE refused_starts MINVALUE 0 MAXVALUE {starts} START 1"),
+        format!("CREATE SEQUENCE refused_outcomes MINVALUE 0 MAXVALUE {outcomes} START 1"),
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         DECLARE seq text := CASE NEW.status WHEN 'running' THEN 'refused_starts'
+                                             ELSE 'refused_outcomes' END;
+         BEGIN
+           PERFORM nextval(seq);
+           RAISE EXCEPTION 'injected fault (%)', seq USING ERRCODE = '40001';
+         EXCEPTION WHEN sequence_generator_limit_exceeded THEN RETURN NEW;
+         END $$"
+            .to_owned(),
+        "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON job_executions FOR EACH ROW \
+         WHEN (NEW.status IN ('running', 'success')) EXECUTE FUNCTION refuse()"
+            .to_owned(),
+    ] {
+        sqlx::query(AssertSqlSafe(sql)).execute(pool).await.unwrap();
+    }
+}
+
+/// A store that fails for a moment must not cost a job a lost outcome, a re-run or a
+/// wait for its lease (30 s): an outcome write is tried again at once, and an attempt
+/// that could not start is handed back to the queue and starts about a second later.
+#[test]
+fn a_store_blip_costs_no_rerun_and_no_lease_wait() {
+    run(async {
+        let db = TestDb::create().await;
+        let runs = Arc::new(Mutex::new(0u32));
+        let counting = {
+            let runs = runs.clone();
+            move |_: JobContext| {
+                let runs = runs.clone();
+                async move {
+                    *runs.lock().unwrap() += 1;
+                    Ok(json!("done"))
+                }
+            }
+        };
+        let queue = PgQueue::new(db.pool.clone(), Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let engine = Chronos::builder()
+            .store(PgStore::new(db.pool.clone()))
+            .queue(queue)
+            .executor("counting", counting)
+            .configure(|c| c.shutdown_grace = Duration::from_secs(2))
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(engine.config().lease, Duration::from_secs(30));
+        refuse_writes(&db.pool, 1, 3).await;
+
+        let created = Instant::now();
+        let job = engine
+            .create(JobSpec::immediate("blip").handler("counting"))
+            .await
+            .unwrap();
+        eventually!(
+            "the job to complete",
+            engine.job(job.id).await.unwrap().status.as_str() == "completed"
+        );
+        let took = created.elapsed();
+        assert!(
+            took > Duration::from_millis(900) && took < Duration::from_secs(5),
+            "completed {took:?} after its creation: one hand-back (1 s), not the lease"
+        );
+        // Every refusal was met (the sequences are used up), the executor ran once,
+        // and the history is one successful execution.
+        let used: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT last_value FROM refused_starts), \
+                    (SELECT last_value FROM refused_outcomes)",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(used, (1, 3));
+        assert_eq!(*runs.lock().unwrap(), 1);
+        let history: Vec<(i32, String)> = sqlx::query_as(
+            "SELECT retry_attempt, status::text FROM job_executions WHERE job_id = $1",
+        )
+        .bind(job.id)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(history, [(0, "success".to_owned())]);
+        engine.shutdown().await.unwrap();
     });
 }

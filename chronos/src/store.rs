@@ -343,6 +343,20 @@ pub trait JobStore: Send + Sync + 'static {
     /// Statistics of the owner's job (zeros if it is not the owner's).
     async fn job_stats(&self, owner: Uuid, job_id: Uuid) -> Result<JobStats, StoreError>;
 
+    /// The owner's job (not deleted) and its statistics, read together; `None` when
+    /// it is not the owner's. The default reads one after the other; a backend whose
+    /// reads are round trips does both in one.
+    async fn find_job_with_stats(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Job, JobStats)>, StoreError> {
+        let Some(job) = self.find_job(owner, id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((job, self.job_stats(owner, id).await?)))
+    }
+
     /// The owner's dashboard figures, over jobs that are not deleted and their executions.
     async fn owner_stats(&self, owner: Uuid) -> Result<OwnerStats, StoreError>;
 

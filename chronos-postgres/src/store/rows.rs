@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use chronos::model::{
-    Execution, ExecutionStatus, Job, JobStatus, LogEntry, LogLevel, MissedPolicy, Notification,
-    NotificationStatus, Schedule,
+    Execution, ExecutionStatus, Job, JobStats, JobStatus, LogEntry, LogLevel, MissedPolicy,
+    Notification, NotificationStatus, Schedule,
 };
 use chronos::store::StoreError;
 use sqlx::postgres::{PgArguments, PgRow};
@@ -206,6 +206,22 @@ pub(super) fn job_prefixed(row: &PgRow, prefix: &'static str) -> Result<Job, Sto
 
 /// Binds the 17 columns of `job_executions` in the order of [`execution_columns`]
 /// (`$n` = id … `$n+16` = created_at).
+/// The statistics columns of a job (`total`, `successful`, `failed`, `average_ms`,
+/// `last_started`).
+pub(super) fn job_stats(row: &PgRow) -> Result<JobStats, StoreError> {
+    let count = |name: &str| -> Result<u64, StoreError> {
+        let n: i64 = col(row, name)?;
+        u64::try_from(n).map_err(|_| bad_data(format!("a negative count {n}")))
+    };
+    Ok(JobStats {
+        total_executions: count("total")?,
+        successful_executions: count("successful")?,
+        failed_executions: count("failed")?,
+        average_duration_ms: col(row, "average_ms")?,
+        last_execution_time: col(row, "last_started")?,
+    })
+}
+
 pub(super) fn bind_execution<'q>(q: PgQuery<'q>, e: &Execution) -> Result<PgQuery<'q>, StoreError> {
     Ok(q.bind(e.id)
         .bind(e.job_id)

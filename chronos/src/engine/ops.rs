@@ -564,9 +564,11 @@ impl Owned {
 
     /// The owner's job and its statistics, read together (one ownership check).
     pub async fn job_with_stats(&self, id: Uuid) -> Result<(Job, JobStats), Error> {
-        let job = self.job(id).await?;
-        let stats = self.inner().store.job_stats(self.owner, id).await?;
-        Ok((job, stats))
+        self.inner()
+            .store
+            .find_job_with_stats(self.owner, id)
+            .await?
+            .ok_or(Error::JobNotFound(id))
     }
 
     /// The owner's dashboard figures: jobs by status and kind, execution totals.

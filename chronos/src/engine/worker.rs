@@ -15,10 +15,26 @@ use crate::clock::after;
 use crate::executor::{ExecError, JobContext, JobLogger};
 use crate::model::{Execution, ExecutionStatus, Job, JobKind, JobStatus, LogEntry, LogLevel};
 use crate::queue::{Lease, QueueEntry, QueueError, Reservation};
-use crate::store::{Advance, FinishExecution, NewNotification, StartExecution, StartOutcome};
+use crate::store::{
+    Advance, FinishExecution, NewNotification, StartExecution, StartOutcome, StoreError,
+};
 
 /// How long the loop backs off after the queue failed, before asking again.
 const QUEUE_ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// When the store fails before the executor runs (reading the job, starting the
+/// attempt), the entry is handed back to the queue, due again after this delay,
+/// instead of waiting out its lease.
+const HAND_BACK_DELAY: Duration = Duration::from_secs(1);
+
+/// The first pause before an outcome or log write is tried again after the store failed; it doubles
+/// up to [`RECORD_RETRY_MAX`].
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(25);
+/// The longest pause between two tries of such a write.
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(1);
+/// Outcome and log writes are retried while the lease has more than this left, so that the
+/// last try ends before another worker can take the entry.
+const RECORD_RETRY_MARGIN: Duration = Duration::from_secs(1);
 
 /// The worker loop: reserve as many entries as there are free slots, run each in its
 /// own task, and when nothing is due wait for the queue's wake-up.
@@ -129,8 +145,10 @@ impl<'a> Attempt<'a> {
             self.entry.attempt == 0 && key.manual.is_none() && self.entry.execution_id.is_none();
         let mut plan = None;
         if claims {
-            let Some(job) = inner.store.get_job(key.job_id).await? else {
-                return self.drop_entry("job missing").await;
+            let job = match inner.store.get_job(key.job_id).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return self.drop_entry("job missing").await,
+                Err(e) => return self.hand_back(e).await,
             };
             plan = Some(inner.crons.plan(&job, key.scheduled_for, now));
         }
@@ -144,7 +162,11 @@ impl<'a> Attempt<'a> {
             worker: inner.config.worker_id.clone(),
             started_at: now,
         };
-        let (job, execution) = match inner.store.start_execution(&start).await? {
+        let started = match inner.store.start_execution(&start).await {
+            Ok(started) => started,
+            Err(e) => return self.hand_back(e).await,
+        };
+        let (job, execution) = match started {
             StartOutcome::Skipped(reason) => {
                 return self.drop_entry(&format!("{reason:?}")).await;
             }
@@ -211,6 +233,54 @@ impl<'a> Attempt<'a> {
         self.settle_ack().await
     }
 
+    /// The store failed before the executor ran: the entry goes back to the queue, due
+    /// again in [`HAND_BACK_DELAY`] with its delivery count reset, so a store blip
+    /// delays the occurrence by a second rather than by the lease. When the queue
+    /// cannot take it back either, the lease lapses as for a vanished worker.
+    async fn hand_back(&self, error: StoreError) -> Result<(), Error> {
+        let at = after(self.inner.clock.now(), HAND_BACK_DELAY);
+        let entry = &self.entry;
+        match self
+            .inner
+            .queue
+            .retry(&self.lease, at, entry.attempt, entry.execution_id)
+            .await
+        {
+            Ok(()) => tracing::warn!(%error, "store unavailable; entry handed back to the queue"),
+            Err(e) => {
+                tracing::warn!(%error, queue_error = %e, "store unavailable and the entry could not be handed back; it is delivered again when its lease lapses")
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs an idempotent store write (the fenced outcome, log lines keyed by id),
+    /// trying it again when the store fails (a dropped connection, a restarting
+    /// server), after 25 ms doubling up to 1 s, while the lease has more than
+    /// [`RECORD_RETRY_MARGIN`] left: a blip must cost a finished run neither its
+    /// outcome (and a re-run after the lease) nor its log.
+    async fn persist<T, F>(&self, doing: &str, write: impl Fn() -> F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        let clock = &self.inner.clock;
+        let mut pause = RECORD_RETRY_FIRST;
+        let mut tries = 1u32;
+        loop {
+            match write().await {
+                Err(error @ StoreError::Backend { .. })
+                    if after(clock.now(), pause + RECORD_RETRY_MARGIN) < self.lease.expires_at =>
+                {
+                    tracing::warn!(%error, tries, "store failed {doing}; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RECORD_RETRY_MAX);
+                    tries += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Runs the executor under the job's timeout, renewing the lease and flushing the
     /// log while it runs.
     async fn execute(&mut self, job: &Job, execution: &Execution) -> Ran {
@@ -274,7 +344,9 @@ impl<'a> Attempt<'a> {
         if entries.is_empty() {
             return;
         }
-        if let Err(error) = self.inner.store.append_logs(&entries).await {
+        let store = &self.inner.store;
+        let stored = self.persist("storing log entries", || store.append_logs(&entries));
+        if let Err(error) = stored.await {
             tracing::warn!(%error, lost = entries.len(), "could not store log entries");
         }
     }
@@ -463,7 +535,10 @@ impl<'a> Attempt<'a> {
         let inner = self.inner;
         let finished_at = finish.finished_at;
         let execution_id = finish.execution_id;
-        let recorded = inner.store.finish_execution(&finish).await?;
+        let store = &inner.store;
+        let recorded = self
+            .persist("recording the outcome", || store.finish_execution(&finish))
+            .await?;
         let notes = std::mem::take(&mut self.engine_log);
         if !notes.is_empty() {
             let entries = notes

@@ -1383,6 +1383,7 @@ pub async fn pending_executions_keyset<S: JobStore>(factory: impl AsyncFnOnce() 
 
 /// `job_stats` counts the job's executions by outcome, averages the recorded
 /// durations and reports the latest start; zeros for another owner or a deleted job.
+/// `find_job_with_stats` gives the same job and figures, or `None` for those.
 pub async fn job_stats_numbers<S: JobStore>(factory: impl AsyncFnOnce() -> S) {
     let store = factory().await;
     let o = owner();
@@ -1420,6 +1421,23 @@ pub async fn job_stats_numbers<S: JobStore>(factory: impl AsyncFnOnce() -> S) {
             last_execution_time: Some(at(50)),
         }
     );
+    let found = store.find_job(o, j.id).await.expect("find_job");
+    assert_eq!(
+        store
+            .find_job_with_stats(o, j.id)
+            .await
+            .expect("find_job_with_stats"),
+        Some((found.expect("the job"), stats)),
+        "find_job_with_stats reads both"
+    );
+    assert_eq!(
+        store
+            .find_job_with_stats(owner(), j.id)
+            .await
+            .expect("find_job_with_stats"),
+        None,
+        "another owner's job is not found with its statistics"
+    );
     assert_eq!(
         store.job_stats(owner(), j.id).await.expect("job_stats"),
         JobStats::default(),
@@ -1438,6 +1456,20 @@ pub async fn job_stats_numbers<S: JobStore>(factory: impl AsyncFnOnce() -> S) {
         JobStats::default(),
         "a deleted job"
     );
+    assert_eq!(
+        store
+            .find_job_with_stats(o, j.id)
+            .await
+            .expect("find_job_with_stats"),
+        None,
+        "a deleted job is not found with its statistics"
+    );
+    let (_, none) = store
+        .find_job_with_stats(o, empty.id)
+        .await
+        .expect("find_job_with_stats")
+        .expect("the empty job");
+    assert_eq!(none, JobStats::default(), "a job without executions");
 }
 
 /// `owner_stats` counts the owner's jobs by status and kind and sums their executions,
