@@ -63,11 +63,9 @@ impl TestDb {
             .await?;
         conn.close().await?;
         let options = admin.clone().database(&name);
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .test_before_acquire(true)
-            .connect_with(options.clone())
-            .await?;
+        // The pool the service uses (see `connect_with`).
+        let pool =
+            crate::connect_with(options.clone(), PgPoolOptions::new().max_connections(10)).await?;
         let db = TestDb {
             pool,
             name,
