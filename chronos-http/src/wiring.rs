@@ -195,13 +195,33 @@ impl std::fmt::Debug for Wired {
 
 impl Wired {
     /// Graceful shutdown of the engine (see [`Chronos::shutdown`]) and of the
-    /// maintenance task.
+    /// maintenance task, then the database pool is closed.
     pub async fn shutdown(self) -> Result<(), chronos::Error> {
-        let result = self.chronos.shutdown().await;
-        if let Some(maintenance) = self.maintenance {
-            maintenance.shutdown().await;
-        }
-        if let Some(pool) = &self.backends.pool {
+        self.shutdown_with(async {}).await
+    }
+
+    /// [`Wired::shutdown`] alongside `serving` (the HTTP server finishing the requests
+    /// it accepted): the database pool is closed only once both are done, so that a
+    /// request accepted before the signal is not refused for want of a connection.
+    pub async fn shutdown_with(
+        self,
+        serving: impl std::future::Future<Output = ()>,
+    ) -> Result<(), chronos::Error> {
+        let Wired {
+            chronos,
+            backends,
+            maintenance,
+            ..
+        } = self;
+        let engine = async {
+            let result = chronos.shutdown().await;
+            if let Some(maintenance) = maintenance {
+                maintenance.shutdown().await;
+            }
+            result
+        };
+        let (result, ()) = tokio::join!(engine, serving);
+        if let Some(pool) = &backends.pool {
             pool.close().await;
         }
         result
