@@ -399,7 +399,10 @@ async fn run(config: &Config, role: Role) -> Result<(), RunError> {
             Err(_) => tracing::warn!("requests still open after the grace period: closing them"),
         }
     };
-    wired.shutdown_with(drain).await.map_err(RunError::Shutdown)?;
+    wired
+        .shutdown_with(drain)
+        .await
+        .map_err(RunError::Shutdown)?;
     tracing::info!("stopped");
     Ok(())
 }
