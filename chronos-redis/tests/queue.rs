@@ -178,6 +178,51 @@ fn leases_that_expired_while_no_queue_ran_return_at_start() {
     });
 }
 
+/// After Redis loses its data (`FLUSHALL`, a restart without persistence) the
+/// fencing tokens must not start over: a worker still holding a lease from before
+/// could otherwise ack or extend the lease of the entry's next delivery.
+#[test]
+fn a_lease_from_before_a_flush_never_matches_a_new_one() {
+    chronos::testkit::run(async {
+        let redis = TestRedis::connect().await;
+        let q = redis.queue("q", Arc::new(SystemClock)).await;
+        let e = due_now(1).remove(0);
+        let lease = Duration::from_secs(30);
+        // Many deliveries before the flush, so the old counter is ahead of a new one
+        // that would start from zero.
+        let mut old = None;
+        for _ in 0..50 {
+            q.enqueue(std::slice::from_ref(&e)).await.unwrap();
+            let r = q.reserve("old", 1, lease).await.unwrap().remove(0);
+            if let Some(previous) = old.replace(r.lease.clone()) {
+                assert!(r.lease.token > previous.token);
+                drop(previous);
+            }
+            q.ack(&r.lease).await.unwrap();
+        }
+        q.enqueue(std::slice::from_ref(&e)).await.unwrap();
+        let held = q.reserve("old", 1, lease).await.unwrap().remove(0).lease;
+
+        // The data of this queue is lost (its keys deleted: FLUSHALL would also hit
+        // the other tests sharing this Redis), and the safety sync enqueues again.
+        let mut conn = redis.conn.clone();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", q.prefix()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!keys.is_empty());
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+        q.enqueue(std::slice::from_ref(&e)).await.unwrap();
+        let new = q.reserve("new", 1, lease).await.unwrap().remove(0).lease;
+
+        assert!(new.token > held.token, "{} after {}", new.token, held.token);
+        assert!(q.ack(&held).await.is_err(), "the old lease acks nothing");
+        assert!(q.extend(&held, lease).await.is_err(), "nor extends");
+        q.ack(&new).await.unwrap();
+    });
+}
+
 #[test]
 fn every_key_carries_the_prefix_and_one_hash_tag() {
     chronos::testkit::run(async {

@@ -10,7 +10,7 @@
 //! | `<prefix>:due` | sorted set | waiting entries (and lapsed leases), scored by `run_at` in µs |
 //! | `<prefix>:leased` | sorted set | leased entries, scored by lease expiry in µs |
 //! | `<prefix>:e` | hash | per entry that is not a plain first attempt: `run_at:attempt:deliveries:token:execution` |
-//! | `<prefix>:token` | string | the fencing-token counter |
+//! | `<prefix>:token` | string | the fencing-token counter (started at the time in µs when missing, so tokens keep increasing across a flush) |
 //! | `<prefix>:lapsed` | string | how many entries in `due` are lapsed leases (for counts) |
 //! | `<prefix>:wake` | pub/sub channel | a message per enqueue or retry that added something |
 //!

@@ -23,6 +23,12 @@ if max <= 0 then
   return out
 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
+if #due > 0 and redis.call('EXISTS', KEYS[4]) == 0 then
+  -- A new or flushed Redis: tokens start at now in microseconds, above every token
+  -- issued before a flush (fewer than one per microsecond), so that a worker still
+  -- holding a lease from before can never ack or extend a new one.
+  redis.call('SET', KEYS[4], now)
+end
 local relapsed = 0
 for i = 1, #due, 2 do
   local id = due[i]
@@ -38,7 +44,9 @@ for i = 1, #due, 2 do
   redis.call('ZREM', KEYS[1], id)
   local token = redis.call('INCR', KEYS[4])
   deliveries = deliveries + 1
-  redis.call('HSET', KEYS[3], id, run_at .. ':' .. attempt .. ':' .. deliveries .. ':' .. token .. ':' .. exec)
+  -- %d: Lua's own number-to-string turns integers above 10^14 into floats.
+  local fields = run_at .. ':' .. attempt .. ':' .. deliveries .. ':' .. string.format('%d', token)
+  redis.call('HSET', KEYS[3], id, fields .. ':' .. exec)
   redis.call('ZADD', KEYS[2], expires, id)
   out[#out + 1] = {id, run_at, attempt, deliveries, token, exec}
 end
