@@ -212,7 +212,11 @@ fn a_lease_from_before_a_flush_never_matches_a_new_one() {
             .await
             .unwrap();
         assert!(!keys.is_empty());
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         q.enqueue(std::slice::from_ref(&e)).await.unwrap();
         let new = q.reserve("new", 1, lease).await.unwrap().remove(0).lease;
 
