@@ -61,89 +61,25 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use chaos_support::{
-    Api, CronPlan, Ledger, OneTime, Outages, POLL, PrivatePg, PrivateRedis, Proc, Row,
-    SETTLE_WITHIN, START_WITHIN, STOP_WITHIN, Stream, StreamSpec, chronos_env, create_cron,
-    free_port, load as load_rows, reconcile, rfc3339, settle, shared_database_url, stop_all, with,
+    Api, Cluster, CronPlan, Ledger, OneTime, PrivatePg, PrivateRedis, Proc, Row, SETTLE_WITHIN,
+    STOP_WITHIN, StreamSpec, chronos_env, free_port, load as load_rows, poll_until, reconcile,
+    rfc3339, settle, shared_database_url, shared_redis_env, two_crons, with,
 };
 
 /// Polls `sql` (a `SELECT count(*)` with `$1`) until it reaches `want`.
 async fn until_count(pool: &PgPool, sql: &'static str, bind: &str, want: i64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
+    poll_until(within, async || {
         let n: i64 = sqlx::query_scalar(sql)
             .bind(bind)
             .fetch_one(pool)
             .await
             .unwrap();
         if n >= want {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "{sql} [{bind}]: {n} of {want} within {within:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Polls `GET /health` until `accept` takes the answer; the answer.
-async fn until_health(
-    api: &Api,
-    procs: &mut [&mut Proc],
-    within: Duration,
-    what: &str,
-    accept: impl Fn(u16, &Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let last = match api.health().await {
-            Ok(r) if accept(r.status, &r.body) => return r.body,
-            Ok(r) => format!("{} {}", r.status, r.body),
-            Err(e) => e,
-        };
-        for p in procs.iter_mut() {
-            p.assert_running();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/health: not {what} within {within:?}; last answer: {last}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Two every-second cron jobs of `handler`.
-async fn two_crons(api: &Api, token: &str, ledger: &Mutex<Ledger>, handler: &str, payload: Value) {
-    for i in 0..2 {
-        create_cron(
-            api,
-            token,
-            ledger,
-            &format!("every-second-{i}"),
-            "*/1 * * * * *",
-            handler,
-            payload.clone(),
-        )
-        .await;
-    }
-}
-
-/// Fails with the requests that failed outside any outage; prints the refused ones.
-fn assert_no_stream_failures(ledger: &Mutex<Ledger>) {
-    let ledger = ledger.lock().unwrap();
-    eprintln!(
-        "{} one-time jobs acknowledged, {} requests refused during outages",
-        ledger.one_time.len(),
-        ledger.refused.len()
-    );
-    for line in ledger.refused.iter().take(10) {
-        eprintln!("  refused: {line}");
-    }
-    assert!(
-        ledger.failures.is_empty(),
-        "requests failed outside any outage:\n{}",
-        ledger.failures.join("\n")
-    );
+        Err(format!("{sql} [{bind}]: {n} of {want} within {within:?}"))
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------
@@ -155,51 +91,22 @@ fn kill_9_of_a_worker_mid_jobs_loses_and_doubles_nothing() {
         let began = Instant::now();
         let redis = TestRedis::connect().await;
         let db = TestDb::create().await;
-        let prefix = redis.prefix.trim_end_matches(':').to_owned();
-        let env = chronos_env(
-            &shared_database_url(&db.name),
-            &chronos_redis::testing::redis_url(),
-            &prefix,
-        );
-        let port = free_port();
-        let api = Api::new("api", port);
-        let mut api_proc =
-            Proc::chronos("api", &["api"], &with(&env, &[("PORT", port.to_string())]));
-        let worker = |n: u32| {
-            Proc::chronos(
-                &format!("worker-{n}"),
-                &["worker"],
-                &with(&env, &[("HOSTNAME", format!("chaos-w{n}"))]),
-            )
-        };
-        let mut w1 = worker(1);
-        let mut w2 = worker(2);
-        api_proc.wait_healthy(&api).await;
-        w1.wait_for_log("scheduler started", START_WITHIN).await;
-        w2.wait_for_log("scheduler started", START_WITHIN).await;
-        let token = api.register_and_login().await;
-        let ledger = Arc::new(Mutex::new(Ledger::default()));
-        let outages = Arc::new(Outages::default());
+        let env = shared_redis_env(&shared_database_url(&db.name), &redis);
         let sleep_300 = json!({"ms": 300});
-        two_crons(&api, &token, &ledger, "sleep", sleep_300.clone()).await;
-        let stream = Stream::start(
-            api.clone(),
-            token.clone(),
-            ledger.clone(),
-            outages.clone(),
-            StreamSpec {
-                tag: "kill9",
-                handler: "sleep",
-                payload: sleep_300,
-                every: Duration::from_millis(100),
-                delay_ms: (1500, 3000),
-            },
-        );
+        let spec = StreamSpec {
+            tag: "kill9",
+            handler: "sleep",
+            payload: sleep_300.clone(),
+            every: Duration::from_millis(100),
+            delay_ms: (1500, 3000),
+        };
+        let mut cluster = Cluster::start(env, 2, ("sleep", sleep_300), spec).await;
         eprintln!("{:?}: 3 processes up, stream started", began.elapsed());
         tokio::time::sleep(Duration::from_secs(2)).await;
 
         // SIGKILL worker-1 while an attempt it started less than 100 ms ago runs (a
         // 300 ms sleep: it is surely still running when the signal lands).
+        let mut w1 = cluster.workers.remove(0);
         let w1_id = format!("chaos-w1-{}-%", w1.pid());
         until_count(
             &db.pool,
@@ -227,20 +134,9 @@ fn kill_9_of_a_worker_mid_jobs_loses_and_doubles_nothing() {
 
         // The stream goes on; a replacement worker joins after 2 s.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let mut w3 = worker(3);
-        w3.wait_for_log("scheduler started", START_WITHIN).await;
+        cluster.add_worker(3).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let tried = stream.stop().await;
-        let cutoff = Utc::now();
-        eprintln!(
-            "{:?}: stream stopped after {tried} creates",
-            began.elapsed()
-        );
-
-        let report = settle(&db.pool, &ledger, cutoff, SETTLE_WITHIN).await;
-        eprintln!("{:?}: settled", began.elapsed());
-        report.assert_clean();
-        assert_no_stream_failures(&ledger);
+        cluster.settle_clean(&db.pool, began).await;
 
         // What worker-1 was running when it died was abandoned, and ran again elsewhere
         // (each such occurrence has its one success: the report is clean).
@@ -287,13 +183,25 @@ fn kill_9_of_a_worker_mid_jobs_loses_and_doubles_nothing() {
             abandoned.len()
         );
 
-        stop_all(&mut [&mut api_proc, &mut w2, &mut w3]).await;
+        cluster.stop().await;
         eprintln!("{:?}: done", began.elapsed());
     });
 }
 
 // ---------------------------------------------------------------------------------
 // 2. Redis flushed and restarted
+
+/// The stream of scenarios 2 and 3 (their `tag` aside): 200 ms `sleep` jobs every
+/// 100 ms, the delayed ones 1.5–4 s ahead.
+fn pg_or_redis_stream() -> StreamSpec {
+    StreamSpec {
+        tag: "",
+        handler: "sleep",
+        payload: json!({"ms": 200}),
+        every: Duration::from_millis(100),
+        delay_ms: (1500, 4000),
+    }
+}
 
 #[test]
 fn redis_flushed_and_restarted_mid_run_loses_and_doubles_nothing() {
@@ -302,44 +210,15 @@ fn redis_flushed_and_restarted_mid_run_loses_and_doubles_nothing() {
         let db = TestDb::create().await;
         let mut redis = PrivateRedis::start().await;
         let env = chronos_env(&shared_database_url(&db.name), &redis.url(), "chaos");
-        let port = free_port();
-        let api = Api::new("api", port);
-        let mut api_proc =
-            Proc::chronos("api", &["api"], &with(&env, &[("PORT", port.to_string())]));
-        let mut w1 = Proc::chronos(
-            "worker-1",
-            &["worker"],
-            &with(&env, &[("HOSTNAME", "chaos-w1".into())]),
-        );
-        let mut w2 = Proc::chronos(
-            "worker-2",
-            &["worker"],
-            &with(&env, &[("HOSTNAME", "chaos-w2".into())]),
-        );
-        api_proc.wait_healthy(&api).await;
-        w1.wait_for_log("scheduler started", START_WITHIN).await;
-        w2.wait_for_log("scheduler started", START_WITHIN).await;
-        let token = api.register_and_login().await;
-        let ledger = Arc::new(Mutex::new(Ledger::default()));
-        let outages = Arc::new(Outages::default());
-        two_crons(&api, &token, &ledger, "echo", json!({})).await;
-        let stream = Stream::start(
-            api.clone(),
-            token.clone(),
-            ledger.clone(),
-            outages.clone(),
-            StreamSpec {
-                tag: "redis",
-                handler: "sleep",
-                payload: json!({"ms": 200}),
-                every: Duration::from_millis(100),
-                delay_ms: (1500, 4000),
-            },
-        );
+        let spec = StreamSpec {
+            tag: "redis",
+            ..pg_or_redis_stream()
+        };
+        let mut cluster = Cluster::start(env, 2, ("echo", json!({})), spec).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
 
         // Everything Redis holds is lost, then Redis itself, for a second.
-        outages.begin();
+        cluster.outages.begin();
         let keys = redis.dbsize().await;
         redis.flushall().await;
         eprintln!(
@@ -352,36 +231,25 @@ fn redis_flushed_and_restarted_mid_run_loses_and_doubles_nothing() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         redis.restart().await;
         eprintln!("{:?}: redis-server started again, empty", began.elapsed());
-        until_health(
-            &api,
-            &mut [&mut api_proc, &mut w1, &mut w2],
-            Duration::from_secs(20),
-            "200 again",
-            |status, _| status == 200,
-        )
-        .await;
-        outages.end();
+        cluster
+            .until_health(Duration::from_secs(20), "200 again", |status, _| {
+                status == 200
+            })
+            .await;
+        cluster.outages.end();
         eprintln!("{:?}: healthy again", began.elapsed());
 
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let tried = stream.stop().await;
-        let cutoff = Utc::now();
-        eprintln!(
-            "{:?}: stream stopped after {tried} creates",
-            began.elapsed()
-        );
-        let report = settle(&db.pool, &ledger, cutoff, SETTLE_WITHIN).await;
-        eprintln!("{:?}: settled", began.elapsed());
-        report.assert_clean();
-        assert_no_stream_failures(&ledger);
+        cluster.settle_clean(&db.pool, began).await;
 
         // The queue was rebuilt from the store by the safety sync.
-        let repaired = [&w1, &w2]
+        let repaired = cluster
+            .workers
             .iter()
             .any(|w| w.log().contains("safety sync repaired the queue"));
         assert!(repaired, "no safety sync repaired the queue");
 
-        stop_all(&mut [&mut api_proc, &mut w1, &mut w2]).await;
+        cluster.stop().await;
         eprintln!("{:?}: done", began.elapsed());
     });
 }
@@ -400,51 +268,27 @@ fn postgres_restarted_mid_run_is_reported_and_loses_and_doubles_nothing() {
             began.elapsed(),
             pg.port
         );
-        let prefix = redis.prefix.trim_end_matches(':').to_owned();
-        let env = chronos_env(&pg.url(), &chronos_redis::testing::redis_url(), &prefix);
-        let port = free_port();
-        let api = Api::new("api", port);
-        let mut api_proc =
-            Proc::chronos("api", &["api"], &with(&env, &[("PORT", port.to_string())]));
-        let mut w1 = Proc::chronos(
-            "worker-1",
-            &["worker"],
-            &with(&env, &[("HOSTNAME", "chaos-w1".into())]),
-        );
-        api_proc.wait_healthy(&api).await;
-        w1.wait_for_log("scheduler started", START_WITHIN).await;
-        let (api_pid, w1_pid) = (api_proc.pid(), w1.pid());
-        let token = api.register_and_login().await;
-        let ledger = Arc::new(Mutex::new(Ledger::default()));
-        let outages = Arc::new(Outages::default());
-        two_crons(&api, &token, &ledger, "echo", json!({})).await;
-        let stream = Stream::start(
-            api.clone(),
-            token.clone(),
-            ledger.clone(),
-            outages.clone(),
-            StreamSpec {
-                tag: "pg",
-                handler: "sleep",
-                payload: json!({"ms": 200}),
-                every: Duration::from_millis(100),
-                delay_ms: (1500, 4000),
-            },
-        );
+        let env = shared_redis_env(&pg.url(), &redis);
+        let spec = StreamSpec {
+            tag: "pg",
+            ..pg_or_redis_stream()
+        };
+        let mut cluster = Cluster::start(env, 1, ("echo", json!({})), spec).await;
+        let pids = |c: &Cluster| (c.api_proc.pid(), c.workers[0].pid());
+        let started_as = pids(&cluster);
         tokio::time::sleep(Duration::from_secs(3)).await;
 
         // PostgreSQL goes away at once: /health says so, naming the database.
-        outages.begin();
+        cluster.outages.begin();
         pg.stop_immediate();
         eprintln!("{:?}: PostgreSQL stopped (immediate)", began.elapsed());
-        let down = until_health(
-            &api,
-            &mut [&mut api_proc, &mut w1],
-            Duration::from_secs(10),
-            "503 naming the database",
-            |status, _| status == 503,
-        )
-        .await;
+        let down = cluster
+            .until_health(
+                Duration::from_secs(10),
+                "503 naming the database",
+                |status, _| status == 503,
+            )
+            .await;
         assert_eq!(down["success"], false, "{down}");
         assert_eq!(down["status"], "unhealthy", "{down}");
         assert_eq!(down["error"], true, "{down}");
@@ -465,37 +309,26 @@ fn postgres_restarted_mid_run_is_reported_and_loses_and_doubles_nothing() {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         pg.start();
         eprintln!("{:?}: PostgreSQL started again", began.elapsed());
-        let up = until_health(
-            &api,
-            &mut [&mut api_proc, &mut w1],
-            Duration::from_secs(30),
-            "200 again",
-            |status, _| status == 200,
-        )
-        .await;
+        let up = cluster
+            .until_health(Duration::from_secs(30), "200 again", |status, _| {
+                status == 200
+            })
+            .await;
         assert_eq!(up["services"]["database"]["status"], "healthy", "{up}");
-        outages.end();
+        cluster.outages.end();
         eprintln!("{:?}: /health 200 again", began.elapsed());
 
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let tried = stream.stop().await;
-        let cutoff = Utc::now();
-        eprintln!(
-            "{:?}: stream stopped after {tried} creates",
-            began.elapsed()
-        );
         let pool = chronos_postgres::connect(&pg.url()).await.unwrap();
-        let report = settle(&pool, &ledger, cutoff, SETTLE_WITHIN).await;
-        eprintln!("{:?}: settled", began.elapsed());
-        report.assert_clean();
-        assert_no_stream_failures(&ledger);
+        cluster.settle_clean(&pool, began).await;
         pool.close().await;
 
         // The same processes throughout: none was restarted.
-        api_proc.assert_running();
-        w1.assert_running();
-        assert_eq!((api_proc.pid(), w1.pid()), (api_pid, w1_pid));
-        stop_all(&mut [&mut api_proc, &mut w1]).await;
+        for p in cluster.procs() {
+            p.assert_running();
+        }
+        assert_eq!(pids(&cluster), started_as);
+        cluster.stop().await;
         eprintln!("{:?}: done", began.elapsed());
     });
 }
@@ -822,14 +655,9 @@ fn sigterm_under_load_answers_every_accepted_request_and_loses_nothing() {
         let began = Instant::now();
         let redis = TestRedis::connect().await;
         let db = TestDb::create().await;
-        let prefix = redis.prefix.trim_end_matches(':').to_owned();
         let port = free_port();
         let env = with(
-            &chronos_env(
-                &shared_database_url(&db.name),
-                &chronos_redis::testing::redis_url(),
-                &prefix,
-            ),
+            &shared_redis_env(&shared_database_url(&db.name), &redis),
             &[
                 ("PORT", port.to_string()),
                 ("HOSTNAME", "chaos-serve".into()),
@@ -965,8 +793,7 @@ fn at(hms: &str) -> DateTime<Utc> {
 
 /// Waits until each job has `want[i]` executions, none of them queued or running.
 async fn until_settled(pool: &PgPool, jobs: &[Uuid], want: &[usize]) -> Vec<Row> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    poll_until(Duration::from_secs(30), async || {
         let (rows, _) = load_rows(pool).await.unwrap();
         let counts: Vec<usize> = jobs
             .iter()
@@ -977,14 +804,13 @@ async fn until_settled(pool: &PgPool, jobs: &[Uuid], want: &[usize]) -> Vec<Row>
             .filter(|r| r.status == "queued" || r.status == "running")
             .count();
         if counts == want && open == 0 {
-            return rows;
+            return Ok(rows);
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "executions per job {counts:?} (want {want:?}), {open} open"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+        ))
+    })
+    .await
 }
 
 #[test]

@@ -14,6 +14,7 @@
 #![allow(unreachable_pub, reason = "a test support module")]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -129,42 +130,48 @@ impl Proc {
         }
     }
 
-    /// Waits until the log holds `needle`.
-    pub async fn wait_for_log(&mut self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.log().contains(needle) {
-                return;
+    /// Polls `probe` every [`POLL`] until it gives a value; panics (with the log),
+    /// saying `"<name>: <not_yet> within <within>"`, if the process exits or `within`
+    /// passes first.
+    pub async fn poll<T>(
+        &mut self,
+        within: Duration,
+        not_yet: &str,
+        mut probe: impl AsyncFnMut(&Proc) -> Option<T>,
+    ) -> T {
+        poll_until(within, async || {
+            if let Some(value) = probe(self).await {
+                return Ok(value);
             }
             self.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "{}: no {needle:?} within {within:?}:\n{}",
+            Err(format!(
+                "{}: {not_yet} within {within:?}:\n{}",
                 self.name,
                 self.log()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+            ))
+        })
+        .await
+    }
+
+    /// Waits until the log holds `needle`.
+    pub async fn wait_for_log(&mut self, needle: &str, within: Duration) {
+        let not_yet = format!("no {needle:?}");
+        self.poll(within, &not_yet, async |p: &Proc| {
+            p.log().contains(needle).then_some(())
+        })
+        .await;
     }
 
     /// Waits until `GET /health` of `api` answers 200; the body.
     pub async fn wait_healthy(&mut self, api: &Api) -> Value {
-        let deadline = Instant::now() + START_WITHIN;
-        loop {
-            if let Ok(r) = api.health().await
-                && r.status == 200
-            {
-                return r.body;
-            }
-            self.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "{}: not healthy within {START_WITHIN:?}:\n{}",
-                self.name,
-                self.log()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        self.poll(START_WITHIN, "not healthy", async |_: &Proc| {
+            api.health()
+                .await
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|r| r.body)
+        })
+        .await
     }
 
     /// Sends `signal` (`TERM`, `KILL`) with kill(1).
@@ -186,21 +193,18 @@ impl Proc {
     /// Waits (bounded) for the process to exit; its exit code (`None` when a signal
     /// ended it) and log.
     pub async fn exited(&mut self, within: Duration) -> (Option<i32>, String) {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader threads drain the pipes.
-                tokio::time::sleep(POLL).await;
-                return (status.code(), self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
+        let status = poll_until(within, async || match self.child.try_wait().unwrap() {
+            Some(status) => Ok(status),
+            None => Err(format!(
                 "{} still running after {within:?}:\n{}",
                 self.name,
                 self.log()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+            )),
+        })
+        .await;
+        // Let the reader threads drain the pipes.
+        tokio::time::sleep(POLL).await;
+        (status.code(), self.log())
     }
 }
 
@@ -210,19 +214,39 @@ impl Drop for Proc {
         let _ = self.child.wait();
         if std::thread::panicking() {
             let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
-            eprintln!(
-                "--- {} (last {} lines):\n{}",
-                self.name,
-                tail.len(),
-                tail.join("\n")
-            );
+            print_tail(&self.name, &log);
             if let Ok(dir) = std::env::var("CHAOS_LOG_DIR") {
                 let _ = std::fs::write(format!("{dir}/{}.log", self.name), &log);
             }
         }
     }
+}
+
+/// Calls `probe` every [`POLL`] until it gives `Ok`; panics with what its last `Err`
+/// says once `within` has passed.
+pub async fn poll_until<T>(
+    within: Duration,
+    mut probe: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) => assert!(Instant::now() < deadline, "{last}"),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Prints the last [`LOG_TAIL`] lines of `log` under `title`.
+fn print_tail(title: &str, log: &str) {
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+    eprintln!(
+        "--- {title} (last {} lines):\n{}",
+        tail.len(),
+        tail.join("\n")
+    );
 }
 
 /// SIGTERM to each, then each must exit 0 within [`STOP_WITHIN`], saying so.
@@ -269,6 +293,15 @@ pub fn chronos_env(database_url: &str, redis_url: &str, prefix: &str) -> Vec<(St
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// [`chronos_env`] on the shared Redis server, under the fresh prefix of `redis`.
+pub fn shared_redis_env(
+    database_url: &str,
+    redis: &chronos_redis::testing::TestRedis,
+) -> Vec<(String, String)> {
+    let prefix = redis.prefix.trim_end_matches(':');
+    chronos_env(database_url, &chronos_redis::testing::redis_url(), prefix)
 }
 
 /// `env` plus `extra` (later values win).
@@ -643,6 +676,173 @@ impl Stream {
             .expect("the stream stops")
             .unwrap()
     }
+}
+
+/// Two every-second cron jobs of `handler`.
+pub async fn two_crons(
+    api: &Api,
+    token: &str,
+    ledger: &Mutex<Ledger>,
+    handler: &str,
+    payload: Value,
+) {
+    for i in 0..2 {
+        create_cron(
+            api,
+            token,
+            ledger,
+            &format!("every-second-{i}"),
+            "*/1 * * * * *",
+            handler,
+            payload.clone(),
+        )
+        .await;
+    }
+}
+
+/// Fails with the requests that failed outside any outage; prints the refused ones.
+pub fn assert_no_stream_failures(ledger: &Mutex<Ledger>) {
+    let ledger = ledger.lock().unwrap();
+    eprintln!(
+        "{} one-time jobs acknowledged, {} requests refused during outages",
+        ledger.one_time.len(),
+        ledger.refused.len()
+    );
+    for line in ledger.refused.iter().take(10) {
+        eprintln!("  refused: {line}");
+    }
+    assert!(
+        ledger.failures.is_empty(),
+        "requests failed outside any outage:\n{}",
+        ledger.failures.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// A running cluster
+
+/// An `api` process and `worker` processes on one configuration, healthy and
+/// scheduling, with a logged-in user, two every-second cron jobs and a [`Stream`],
+/// everything they schedule recorded in one ledger.
+pub struct Cluster {
+    /// The configuration every process shares.
+    pub env: Vec<(String, String)>,
+    /// The client of the API process.
+    pub api: Api,
+    /// The API process.
+    pub api_proc: Proc,
+    /// The workers (`worker-<n>`, `HOSTNAME=chaos-w<n>`), in the order they started.
+    pub workers: Vec<Proc>,
+    /// What was scheduled.
+    pub ledger: Arc<Mutex<Ledger>>,
+    /// When the scenario broke something.
+    pub outages: Arc<Outages>,
+    stream: Option<Stream>,
+}
+
+impl Cluster {
+    /// Starts `api` (on a free port) and `workers` workers on `env`, waits until the
+    /// API is healthy and each worker's scheduler has started, registers and logs in,
+    /// creates [`two_crons`] of `cron = (handler, payload)`, and starts the `stream`.
+    pub async fn start(
+        env: Vec<(String, String)>,
+        workers: u32,
+        cron: (&str, Value),
+        stream: StreamSpec,
+    ) -> Cluster {
+        let port = free_port();
+        let api = Api::new("api", port);
+        let mut api_proc =
+            Proc::chronos("api", &["api"], &with(&env, &[("PORT", port.to_string())]));
+        let mut procs: Vec<Proc> = (1..=workers).map(|n| worker(&env, n)).collect();
+        api_proc.wait_healthy(&api).await;
+        for w in &mut procs {
+            w.wait_for_log("scheduler started", START_WITHIN).await;
+        }
+        let token = api.register_and_login().await;
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let outages = Arc::new(Outages::default());
+        two_crons(&api, &token, &ledger, cron.0, cron.1).await;
+        let stream = Stream::start(api.clone(), token, ledger.clone(), outages.clone(), stream);
+        Cluster {
+            env,
+            api,
+            api_proc,
+            workers: procs,
+            ledger,
+            outages,
+            stream: Some(stream),
+        }
+    }
+
+    /// Starts worker `n` and waits until its scheduler has started.
+    pub async fn add_worker(&mut self, n: u32) {
+        let mut w = worker(&self.env, n);
+        w.wait_for_log("scheduler started", START_WITHIN).await;
+        self.workers.push(w);
+    }
+
+    /// The API process, then the workers.
+    pub fn procs(&mut self) -> Vec<&mut Proc> {
+        std::iter::once(&mut self.api_proc)
+            .chain(&mut self.workers)
+            .collect()
+    }
+
+    /// Polls `GET /health` until `accept` takes the answer (every process must keep
+    /// running meanwhile); the answer.
+    pub async fn until_health(
+        &mut self,
+        within: Duration,
+        what: &str,
+        accept: impl Fn(u16, &Value) -> bool,
+    ) -> Value {
+        poll_until(within, async || {
+            let last = match self.api.health().await {
+                Ok(r) if accept(r.status, &r.body) => return Ok(r.body),
+                Ok(r) => format!("{} {}", r.status, r.body),
+                Err(e) => e,
+            };
+            for p in self.procs() {
+                p.assert_running();
+            }
+            Err(format!(
+                "/health: not {what} within {within:?}; last answer: {last}"
+            ))
+        })
+        .await
+    }
+
+    /// Stops the stream, then waits (up to [`SETTLE_WITHIN`]) for what is owed up to
+    /// now to settle in `pool`: the reconciliation must be clean, and no request may
+    /// have failed outside an outage. Prints the times since `began`.
+    pub async fn settle_clean(&mut self, pool: &PgPool, began: Instant) {
+        let stream = self.stream.take().expect("the stream runs");
+        let tried = stream.stop().await;
+        let cutoff = Utc::now();
+        eprintln!(
+            "{:?}: stream stopped after {tried} creates",
+            began.elapsed()
+        );
+        let report = settle(pool, &self.ledger, cutoff, SETTLE_WITHIN).await;
+        eprintln!("{:?}: settled", began.elapsed());
+        report.assert_clean();
+        assert_no_stream_failures(&self.ledger);
+    }
+
+    /// [`stop_all`] of the API process and the workers.
+    pub async fn stop(&mut self) {
+        stop_all(&mut self.procs()).await;
+    }
+}
+
+/// Starts `worker-<n>` (`HOSTNAME=chaos-w<n>`) on `env`.
+fn worker(env: &[(String, String)], n: u32) -> Proc {
+    Proc::chronos(
+        &format!("worker-{n}"),
+        &["worker"],
+        &with(env, &[("HOSTNAME", format!("chaos-w{n}"))]),
+    )
 }
 
 // ---------------------------------------------------------------------------------
@@ -1113,19 +1313,11 @@ impl PrivateRedis {
         ])
         .current_dir(std::env::temp_dir());
         let mut server = Proc::spawn(&format!("redis-server-{}", self.starts), cmd);
-        let deadline = Instant::now() + START_WITHIN;
-        loop {
-            if self.ping().await.is_ok() {
-                break;
-            }
-            server.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer within {START_WITHIN:?}:\n{}",
-                server.log()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        server
+            .poll(START_WITHIN, "did not answer", async |_: &Proc| {
+                self.ping().await.ok()
+            })
+            .await;
         self.server = Some(server);
     }
 
@@ -1257,14 +1449,8 @@ impl PrivatePg {
     /// Runs `program args` (as `postgres` when `as_postgres` and this test is root);
     /// panics with its output when it fails.
     fn run(&self, program: &str, args: &[&str], as_postgres: bool) {
-        let mut cmd = if as_postgres && self.as_postgres {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--", program]);
-            cmd
-        } else {
-            Command::new(program)
-        };
-        let out = cmd
+        let out = self
+            .command(program, as_postgres)
             .args(args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
@@ -1278,6 +1464,17 @@ impl PrivatePg {
             String::from_utf8_lossy(&out.stderr),
             self.log()
         );
+    }
+
+    /// `program`, run as `postgres` when `as_postgres` and this test is root.
+    fn command(&self, program: impl AsRef<OsStr>, as_postgres: bool) -> Command {
+        if as_postgres && self.as_postgres {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(program);
+            cmd
+        } else {
+            Command::new(program)
+        }
     }
 
     fn pg_ctl(&self, args: &[&str]) {
@@ -1313,24 +1510,10 @@ impl PrivatePg {
 impl Drop for PrivatePg {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
-            eprintln!(
-                "--- private PostgreSQL (last {} lines):\n{}",
-                tail.len(),
-                tail.join("\n")
-            );
+            print_tail("private PostgreSQL", &self.log());
         }
-        let pg_ctl = self.bin.join("pg_ctl");
-        let mut cmd = if self.as_postgres {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-            cmd
-        } else {
-            Command::new(&pg_ctl)
-        };
-        let _ = cmd
+        let _ = self
+            .command(self.bin.join("pg_ctl"), true)
             .args(["-D", self.data().as_str(), "-m", "immediate", "-w", "stop"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
