@@ -170,8 +170,18 @@ async fn worker(prefix: String, stop_after: usize) {
                 break;
             }
             // Done when nothing is left, leased ones included (another process's).
-            if stop_after == 0 && q.counts().await.unwrap().total() == 0 {
-                break;
+            if stop_after == 0 {
+                if q.counts().await.unwrap().total() == 0 {
+                    break;
+                }
+                // Another process holds the last leases. Its acks wake nobody, and
+                // once they are in, `wait` has nothing to wait for and would never
+                // return: look again shortly instead.
+                if let Ok(waited) = tokio::time::timeout(Duration::from_millis(20), q.wait()).await
+                {
+                    waited.unwrap();
+                }
+                continue;
             }
             q.wait().await.unwrap();
             continue;
