@@ -202,20 +202,9 @@ fn a_lease_from_before_a_flush_never_matches_a_new_one() {
         q.enqueue(std::slice::from_ref(&e)).await.unwrap();
         let held = q.reserve("old", 1, lease).await.unwrap().remove(0).lease;
 
-        // The data of this queue is lost (its keys deleted: FLUSHALL would also hit
+        // The data of this test is lost (its keys deleted: FLUSHALL would also hit
         // the other tests sharing this Redis), and the safety sync enqueues again.
-        let mut conn = redis.conn.clone();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", q.prefix()))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert!(!keys.is_empty());
-        let _: () = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        assert!(redis.clean().await.unwrap() > 0);
         q.enqueue(std::slice::from_ref(&e)).await.unwrap();
         let new = q.reserve("new", 1, lease).await.unwrap().remove(0).lease;
 
